@@ -1,0 +1,19 @@
+# vidmp3: motion-preserved video editing with pose and position priors (VidMP3), as a workflow.
+# Stages live in rules/*.smk; the config and sheets are validated in rules/common.smk.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/render.smk"
+include: "rules/frames.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

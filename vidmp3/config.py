@@ -1,0 +1,125 @@
+"""The workflow's config and its two sheets, validated against the JSON schemas in config/schemas/.
+
+Validation fills in each key's schema default, refuses unknown keys, and reports every problem as
+an `InputError` that names the file, the row or key, and what is wrong. The Snakefile calls these
+at parse time, so a bad sheet stops the run before any job starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+from vidmp3.errors import InputError
+
+ID_PATTERN = "[a-z0-9][a-z0-9-]*"
+
+
+def _with_defaults(validator_class):
+    """A validator that writes each property's `default` into the instance before checking it."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if validator.is_type(instance, "object"):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultingValidator = _with_defaults(Draft202012Validator)
+
+
+def load_schema(schema_dir: str | os.PathLike, name: str) -> dict[str, Any]:
+    return yaml.safe_load((Path(schema_dir) / f"{name}.schema.yaml").read_text())
+
+
+def validate(instance: dict[str, Any], schema: dict[str, Any], where: str) -> dict[str, Any]:
+    """Return a copy of `instance` with defaults filled in; raise InputError on the first problem."""
+    filled = copy.deepcopy(instance)
+    error = next(iter(sorted(_DefaultingValidator(schema).iter_errors(filled), key=lambda e: e.path)), None)
+    if error is not None:
+        key = "/".join(str(p) for p in error.absolute_path)
+        raise InputError(f"{where}{': ' + key if key else ''}: {error.message}")
+    return filled
+
+
+def load_config(config: dict[str, Any], schema_dir: str | os.PathLike, where: str = "config") -> dict[str, Any]:
+    return validate(config, load_schema(schema_dir, "config"), where)
+
+
+def _read_sheet(path: str | os.PathLike, schema: dict[str, Any], id_columns: list[str], allow_empty: bool) -> pd.DataFrame:
+    """Read a TSV sheet row by row: empty cells take the schema default, numbers are parsed."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: sheet not found")
+    with open(path, newline="") as handle:
+        lines = list(csv.reader(handle, delimiter="\t"))
+    if not lines:
+        raise InputError(f"{path}: sheet is empty (no header line)")
+    header = [name.strip() for name in lines[0]]
+    columns = schema["properties"]
+    rows = []
+    for number, cells in enumerate(lines[1:], start=2):
+        where = f"{path}, line {number}"
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) != len(header):
+            raise InputError(f"{where}: has {len(cells)} tab-separated fields, the header has {len(header)}")
+        row: dict[str, Any] = {}
+        for column, cell in zip(header, cells):
+            cell = cell.strip()
+            if cell == "":
+                continue
+            kind = columns.get(column, {}).get("type")
+            if kind in ("integer", "number"):
+                try:
+                    row[column] = int(cell) if kind == "integer" else float(cell)
+                except ValueError:
+                    raise InputError(f"{where}: column {column!r}: {cell!r} is not an {kind}") from None
+            else:
+                row[column] = cell
+        rows.append(validate(row, schema, where))
+    if not rows and not allow_empty:
+        raise InputError(f"{path}: sheet has no rows")
+    sheet = pd.DataFrame(rows, columns=list(columns))
+    duplicated = sheet.duplicated(id_columns, keep=False)
+    if duplicated.any():
+        names = sorted({"/".join(r) for r in sheet.loc[duplicated, id_columns].itertuples(index=False)})
+        raise InputError(f"{path}: duplicate {'/'.join(id_columns)}: {', '.join(names)}")
+    return sheet
+
+
+def load_videos(path: str | os.PathLike, schema_dir: str | os.PathLike) -> pd.DataFrame:
+    """The videos sheet, indexed by video id."""
+    sheet = _read_sheet(path, load_schema(schema_dir, "videos"), ["video"], allow_empty=False)
+    for row in sheet.itertuples():
+        width, height = parse_size(row.size)
+        if width % 8 or height % 8 or width == 0 or height == 0:
+            raise InputError(f"{path}: video {row.video}: size {row.size} must be positive multiples of 8")
+    return sheet.set_index("video", drop=False)
+
+
+def load_edits(path: str | os.PathLike, videos: pd.DataFrame, schema_dir: str | os.PathLike) -> pd.DataFrame:
+    """The edits sheet, indexed by `{video}_{concept}` (the edit's output name)."""
+    sheet = _read_sheet(path, load_schema(schema_dir, "edits"), ["video", "concept"], allow_empty=True)
+    unknown = sorted(set(sheet["video"]) - set(videos.index))
+    if unknown:
+        raise InputError(f"{path}: edits name videos that are not in the videos sheet: {', '.join(unknown)}")
+    sheet.index = sheet["video"] + "_" + sheet["concept"]
+    return sheet
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """'WIDTHxHEIGHT' -> (width, height)."""
+    width, height = size.split("x")
+    return int(width), int(height)

@@ -1,0 +1,642 @@
+"""Synthetic clips with exact ground truth: one textured 3D primitive moving over a ground plane.
+
+A small numpy ray caster (no GPU, no OpenGL). Each frame comes with exact depth, the subject mask,
+the subject's object-space coordinate at every pixel (so one surface point keeps one colour in every
+frame: the paper's gradient-coloured cube) and the 6-DoF pose, so the correspondence, depth and
+mask priors can be checked against the truth.
+
+Conventions
+- World: metres, y up, the ground is the plane y = 0.
+- Camera: OpenCV pinhole (x right, y down, z forward); `depth` is camera z, not ray length.
+  Pixel (row i, column j) has its centre at u = j, v = i (integer centres, like the `matches` of
+  the correspondence backends), so a pixel spans [j - 0.5, j + 0.5].
+- Pose (tx, ty, tz, rx, ry, rz): object_to_world = [R | t] with R = Rz(rz) @ Ry(ry) @ Rx(rx)
+  (extrinsic x, then y, then z: scipy's `Rotation.from_euler("xyz", ...)`).
+- Object space: the subject is centred on its bounding box, whose extents are `SubjectSpec.size`;
+  cylinders, cones and pyramids have their axis along object y, apex (if any) at +y.
+
+Anti-aliasing: every pixel casts supersample x supersample rays on a regular grid; frames are the
+box-filtered mean and `coverage` is the subject share of the rays; `mask` = coverage >= 0.5. For a
+subject pixel, `depth`, `object_coords` and `gradient` come from the subject ray nearest the pixel
+centre: a true surface point (no averaging), within (s - 1) / 2s pixel of the centre per axis and
+exactly at the centre wherever the centre ray hits the subject (odd s). For any other pixel `depth`
+is the ground's (or +inf for sky) along the ray nearest the centre, so depth never mixes surfaces.
+
+Shading is Lambert + ambient under one fixed light; the subject casts a soft contact shadow (frames
+only; the truth has no shadow term).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from vidmp3.atomic import atomic_path
+from vidmp3.errors import InputError
+from vidmp3.store import read_array, read_group_attrs, write_array, write_group
+
+SHAPES = ("cube", "box", "sphere", "cylinder", "cone", "pyramid")
+TEXTURES = ("gradient", "checker", "plain")
+MOTIONS = ("large", "small")
+TRUTH_ARRAYS = ("frames", "depth", "mask", "coverage", "object_coords", "gradient", "poses")  # in the truth group
+
+LIGHT_DIRECTION = np.array([-0.45, 1.0, 0.6]) / np.linalg.norm([-0.45, 1.0, 0.6])  # towards the light
+AMBIENT = 0.45
+DIFFUSE = 0.6
+
+# Default view: a pinhole a few metres from the scene centre, slightly above it.
+DEFAULT_EYE = (0.0, 1.35, 3.6)
+DEFAULT_TARGET = (0.0, 0.55, 0.0)
+DEFAULT_FOV_DEG = 50.0
+
+_CORNERS = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1], indexing="ij")).reshape(3, -1).T.astype(np.float64)
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    """The one subject of a clip; `size` are its object-space extents (x, y, z) in metres."""
+
+    shape: str = "cube"
+    size: tuple[float, float, float] = (0.8, 0.8, 0.8)
+    colour: tuple[float, float, float] = (0.85, 0.35, 0.2)
+    texture: str = "gradient"
+
+    def __post_init__(self) -> None:
+        if self.shape not in SHAPES:
+            raise InputError(f"subject shape {self.shape!r} is not one of {SHAPES}")
+        if self.texture not in TEXTURES:
+            raise InputError(f"subject texture {self.texture!r} is not one of {TEXTURES}")
+        size = tuple(float(v) for v in self.size)
+        colour = tuple(float(v) for v in self.colour)
+        if len(size) != 3 or not all(np.isfinite(v) and v > 0 for v in size):
+            raise InputError(f"subject size {self.size!r} must be three positive extents")
+        if self.shape in ("cube", "sphere") and not np.allclose(size, size[0]):
+            raise InputError(f"subject size {self.size!r}: a {self.shape} needs three equal extents")
+        if len(colour) != 3 or not all(0.0 <= v <= 1.0 for v in colour):
+            raise InputError(f"subject colour {self.colour!r} must be three values in [0, 1]")
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "colour", colour)
+
+    @property
+    def half_extents(self) -> np.ndarray:
+        return np.asarray(self.size) / 2.0
+
+    @property
+    def bounding_radius(self) -> float:
+        """Radius of the sphere around the bounding box: the subject never reaches beyond it."""
+        return float(np.linalg.norm(self.half_extents))
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Pinhole camera: intrinsics `K`, extrinsics `world_to_camera` (OpenCV axes), image size."""
+
+    K: np.ndarray
+    world_to_camera: np.ndarray
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        K = np.asarray(self.K, dtype=np.float64)
+        world_to_camera = np.asarray(self.world_to_camera, dtype=np.float64)
+        if K.shape != (3, 3) or not np.allclose(K[2], [0.0, 0.0, 1.0]):
+            raise InputError(f"camera K must be a 3x3 intrinsics matrix with last row (0, 0, 1), got {K}")
+        if world_to_camera.shape != (4, 4):
+            raise InputError(f"camera world_to_camera must be 4x4, got shape {world_to_camera.shape}")
+        if int(self.width) < 1 or int(self.height) < 1:
+            raise InputError(f"camera size {self.width}x{self.height} must be positive")
+        object.__setattr__(self, "K", K)
+        object.__setattr__(self, "world_to_camera", world_to_camera)
+        object.__setattr__(self, "width", int(self.width))
+        object.__setattr__(self, "height", int(self.height))
+
+    @classmethod
+    def looking_at(cls, eye, target, fov_deg: float, width: int, height: int) -> Camera:
+        """Camera at `eye` looking at `target`, world y up; `fov_deg` spans the shorter image side."""
+        eye = np.asarray(eye, dtype=np.float64)
+        forward = np.asarray(target, dtype=np.float64) - eye
+        if np.linalg.norm(forward) == 0 or np.linalg.norm(np.cross(forward, [0.0, 1.0, 0.0])) == 0:
+            raise InputError(f"camera eye {eye} and target {target} must differ and not be vertically aligned")
+        if not 0.0 < fov_deg < 180.0:
+            raise InputError(f"camera fov_deg {fov_deg} must be in (0, 180)")
+        forward /= np.linalg.norm(forward)
+        right = np.cross(forward, [0.0, 1.0, 0.0])
+        right /= np.linalg.norm(right)
+        down = np.cross(forward, right)
+        rotation = np.stack([right, down, forward])
+        world_to_camera = np.eye(4)
+        world_to_camera[:3, :3] = rotation
+        world_to_camera[:3, 3] = -rotation @ eye
+        focal = (min(width, height) / 2.0) / np.tan(np.radians(fov_deg) / 2.0)
+        K = np.array([[focal, 0.0, (width - 1) / 2.0], [0.0, focal, (height - 1) / 2.0], [0.0, 0.0, 1.0]])
+        return cls(K=K, world_to_camera=world_to_camera, width=width, height=height)
+
+    @property
+    def centre(self) -> np.ndarray:
+        """Camera centre in world coordinates."""
+        rotation, translation = self.world_to_camera[:3, :3], self.world_to_camera[:3, 3]
+        return -rotation.T @ translation
+
+    def project(self, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel positions (u, v) (integer pixel centres) and camera z of world points (M, 3)."""
+        points = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)
+        camera_points = points @ self.world_to_camera[:3, :3].T + self.world_to_camera[:3, 3]
+        z = camera_points[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pixels = (camera_points @ self.K.T)[:, :2] / z[:, None]
+        return pixels, z
+
+
+def default_camera(width: int, height: int) -> Camera:
+    """The view `render_clip` uses when given none; `make_trajectory` keeps the subject inside it."""
+    return Camera.looking_at(DEFAULT_EYE, DEFAULT_TARGET, DEFAULT_FOV_DEG, width, height)
+
+
+@dataclass
+class RenderedClip:
+    """A rendered clip and its exact truth (see the module docstring for the conventions)."""
+
+    frames: np.ndarray  # uint8 (N, H, W, 3)
+    depth: np.ndarray  # float32 (N, H, W) camera z of the nearest surface, +inf where nothing
+    mask: np.ndarray  # bool (N, H, W) subject
+    coverage: np.ndarray  # float32 (N, H, W) anti-aliased subject share of each pixel
+    object_coords: np.ndarray  # float32 (N, H, W, 3) subject surface point in object space, NaN outside
+    gradient: np.ndarray  # float32 (N, H, W, 3) object coords over the bounding box in [0, 1], 0 outside
+    poses: np.ndarray  # float64 (N, 6)
+    camera: Camera
+    subject: SubjectSpec
+
+
+def rotation_matrix(rx: float, ry: float, rz: float) -> np.ndarray:
+    """R = Rz @ Ry @ Rx (extrinsic XYZ Euler angles, radians)."""
+    cx, sx, cy, sy, cz, sz = np.cos(rx), np.sin(rx), np.cos(ry), np.sin(ry), np.cos(rz), np.sin(rz)
+    rot_x = np.array([[1.0, 0.0, 0.0], [0.0, cx, -sx], [0.0, sx, cx]])
+    rot_y = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
+    rot_z = np.array([[cz, -sz, 0.0], [sz, cz, 0.0], [0.0, 0.0, 1.0]])
+    return rot_z @ rot_y @ rot_x
+
+
+def pose_matrix(pose: np.ndarray) -> np.ndarray:
+    """4x4 object_to_world matrix of one pose (tx, ty, tz, rx, ry, rz)."""
+    pose = np.asarray(pose, dtype=np.float64)
+    if pose.shape != (6,):
+        raise InputError(f"pose must have 6 values (tx, ty, tz, rx, ry, rz), got shape {pose.shape}")
+    matrix = np.eye(4)
+    matrix[:3, :3] = rotation_matrix(*pose[3:])
+    matrix[:3, 3] = pose[:3]
+    return matrix
+
+
+# Trajectory extents: (x, z) half-ranges of the path, how high the subject lifts off the ground,
+# steady spin and wobble (radians), and the frequencies of the curves (cycles per clip).
+_MOTION = {
+    "large": {"half_range_xz": (0.62, 0.45), "lift": 0.45, "spin": np.pi, "wobble": 0.6, "cycles": (0.3, 1.1)},
+    "small": {"half_range_xz": (0.12, 0.08), "lift": 0.08, "spin": 0.2, "wobble": 0.1, "cycles": (0.3, 0.9)},
+}
+
+
+def _resting_height(subject: SubjectSpec, rotation: np.ndarray) -> float:
+    """Height of the centre above the lowest point of the rotated subject (circles slightly widened)."""
+    half = subject.half_extents
+    if subject.shape == "sphere":
+        return float(half[0])
+    if subject.shape in ("cube", "box"):
+        unit = _CORNERS
+    elif subject.shape == "pyramid":
+        unit = np.array([[0, 1, 0], [-1, -1, -1], [-1, -1, 1], [1, -1, -1], [1, -1, 1]], np.float64)
+    else:
+        sides = 64  # circumscribed polygon: never below the true circle
+        angle = 2.0 * np.pi * np.arange(sides) / sides
+        circle = np.stack([np.cos(angle), np.zeros(sides), np.sin(angle)], 1) / np.cos(np.pi / sides)
+        top = [[0.0, 1.0, 0.0]] if subject.shape == "cone" else circle + [0.0, 1.0, 0.0]
+        unit = np.concatenate([circle - [0.0, 1.0, 0.0], top])
+    return float(-((unit * half) @ rotation[1]).min())
+
+
+def make_trajectory(n_frames: int, seed: int, motion: str = "large", subject: SubjectSpec | None = None) -> np.ndarray:
+    """Smooth random poses (N, 6) that keep the subject on or above the ground and in the default view.
+
+    Each coordinate is a sum of three low-frequency sinusoids (in cycles per clip, so the path does
+    not depend on `n_frames`); each angle also spins steadily. The height is the subject's resting
+    height at that rotation plus a lift that is sometimes zero, so the subject hops, rests and slides
+    on the ground. `subject` (default `SubjectSpec()`) sets the resting height; the path fits the
+    default camera for subjects no larger than the default one.
+    """
+    if int(n_frames) != n_frames or n_frames < 1:
+        raise InputError(f"n_frames {n_frames} must be a positive integer")
+    if motion not in MOTIONS:
+        raise InputError(f"motion {motion!r} is not one of {MOTIONS}")
+    subject = SubjectSpec() if subject is None else subject
+    extent = _MOTION[motion]
+    rng = np.random.default_rng(seed)
+    time = np.linspace(0.0, 1.0, int(n_frames))
+
+    def smooth_curve() -> np.ndarray:
+        """A smooth curve whose largest magnitude over the clip is 1."""
+        cycles = rng.uniform(*extent["cycles"], size=3)
+        phases = rng.uniform(0.0, 2.0 * np.pi, size=3)
+        amplitudes = rng.uniform(0.5, 1.0, size=3)
+
+        def curve(at: np.ndarray) -> np.ndarray:
+            return (amplitudes[:, None] * np.sin(2.0 * np.pi * cycles[:, None] * at[None] + phases[:, None])).sum(0)
+
+        return curve(time) / np.abs(curve(np.linspace(0.0, 1.0, 1025))).max()
+
+    poses = np.zeros((len(time), 6))
+    for axis in range(3):
+        start = rng.uniform(-np.pi, np.pi)
+        spin = extent["spin"] * rng.uniform(-1.0, 1.0)
+        poses[:, 3 + axis] = start + spin * time + extent["wobble"] * smooth_curve()
+    poses[:, 0] = extent["half_range_xz"][0] * smooth_curve()
+    poses[:, 2] = extent["half_range_xz"][1] * smooth_curve()
+    resting = np.array([_resting_height(subject, rotation_matrix(*angles)) for angles in poses[:, 3:]])
+    lift = extent["lift"] * np.clip((smooth_curve() + 0.3) / 1.3, 0.0, 1.0)
+    poses[:, 1] = resting + lift
+    return poses
+
+
+# ---------------------------------------------------------------------------------------------
+# Ray casting. Shapes live in "unit space": object space divided by the half extents, where every
+# shape fits [-1, 1]^3. A linear map keeps the ray parameter, so t stays the camera z throughout.
+
+_CUBE_PLANES = (np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float), np.ones(6))
+_PYRAMID_PLANES = (np.array([[0, -1, 0], [2, 1, 0], [-2, 1, 0], [0, 1, 2], [0, 1, -2]], float), np.ones(5))
+
+
+def _intersect_planes(origin, directions, normals, offsets):
+    """Entry of rays into the convex set {p : normals @ p <= offsets}; t = inf where missed."""
+    along = directions @ normals.T  # (M, P)
+    start = offsets - normals @ origin  # (P,)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_plane = start / along
+    entering, leaving = along < 0, along > 0
+    t_enter_per_plane = np.where(entering, t_plane, -np.inf)
+    face = np.argmax(t_enter_per_plane, axis=1)
+    t_enter = np.take_along_axis(t_enter_per_plane, face[:, None], axis=1)[:, 0]
+    t_leave = np.where(leaving, t_plane, np.inf).min(axis=1)
+    parallel_outside = ((along == 0) & (start < 0)[None]).any(axis=1)
+    hit = (t_enter <= t_leave) & (t_enter > 0) & ~parallel_outside
+    return np.where(hit, t_enter, np.inf), normals[face]
+
+
+def _quadratic_roots(a, b, c):
+    """Both roots (smaller first) of a t^2 + b t + c = 0; NaN where there are none."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = np.sqrt(b * b - 4.0 * a * c)
+        first = (-b - root) / (2.0 * a)
+        second = (-b + root) / (2.0 * a)
+        linear = np.abs(a) < 1e-12
+        first = np.where(linear, -c / b, first)
+        second = np.where(linear, np.nan, second)
+    return np.minimum(first, second), np.maximum(first, second)
+
+
+def _nearest(candidates):
+    """Smallest positive finite candidate per ray and which candidate it was."""
+    stacked = np.stack(candidates, axis=1)
+    stacked = np.where(np.isfinite(stacked) & (stacked > 0), stacked, np.inf)
+    which = np.argmin(stacked, axis=1)
+    return np.take_along_axis(stacked, which[:, None], axis=1)[:, 0], which
+
+
+def _intersect_round(shape, origin, directions):
+    """Entry t and unit-space normal for the sphere, cylinder and cone (axis along y)."""
+    ox, oy, oz = origin
+    dx, dy, dz = directions.T
+    if shape == "sphere":
+        near, _ = _quadratic_roots((directions**2).sum(1), 2.0 * directions @ origin, origin @ origin - 1.0)
+        t, _ = _nearest([near])
+        return t, origin + np.where(np.isfinite(t), t, 0.0)[:, None] * directions
+
+    def y_at(t):
+        return oy + t * dy
+
+    def xz_radius2_at(t):
+        return (ox + t * dx) ** 2 + (oz + t * dz) ** 2
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_bottom = (-1.0 - oy) / dy
+        t_bottom = np.where(xz_radius2_at(t_bottom) <= 1.0, t_bottom, np.nan)
+        if shape == "cylinder":
+            side = _quadratic_roots(dx * dx + dz * dz, 2.0 * (ox * dx + oz * dz), ox * ox + oz * oz - 1.0)
+            t_top = (1.0 - oy) / dy
+            t_top = np.where(xz_radius2_at(t_top) <= 1.0, t_top, np.nan)
+            caps = [t_top, t_bottom]
+        else:  # cone: x^2 + z^2 = ((1 - y) / 2)^2, apex at y = 1
+            w = 1.0 - oy
+            side = _quadratic_roots(
+                dx * dx + dz * dz - dy * dy / 4.0, 2.0 * (ox * dx + oz * dz) + w * dy / 2.0, ox * ox + oz * oz - w * w / 4.0,
+            )
+            caps = [t_bottom]
+        side = [np.where(np.abs(y_at(root)) <= 1.0, root, np.nan) for root in side]
+    t, which = _nearest(side + caps)
+    points = origin + np.where(np.isfinite(t), t, 0.0)[:, None] * directions
+    x, y, z = points.T
+    if shape == "cylinder":
+        normals = np.stack([x, np.zeros_like(y), z], axis=1)
+        normals[which == 2] = (0.0, 1.0, 0.0)
+        normals[which == 3] = (0.0, -1.0, 0.0)
+    else:
+        normals = np.stack([2.0 * x, (1.0 - y) / 2.0, 2.0 * z], axis=1)
+        normals[which == 2] = (0.0, -1.0, 0.0)
+    return t, normals
+
+
+def _intersect_subject(shape, origin, directions):
+    """Entry t (inf where missed) and unit-space outward normal of rays against a unit-space shape."""
+    if shape in ("cube", "box"):
+        return _intersect_planes(origin, directions, *_CUBE_PLANES)
+    if shape == "pyramid":
+        return _intersect_planes(origin, directions, *_PYRAMID_PLANES)
+    return _intersect_round(shape, origin, directions)
+
+
+def _checker(values: np.ndarray) -> np.ndarray:
+    """1 on odd cells of a unit checkerboard over the last axis' coordinates, else 0."""
+    return (np.floor(values).sum(-1) % 2).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class _Background:
+    """Per-sample colour, depth and ground position (x, z; inf off the ground) of the static scene."""
+
+    colour: np.ndarray  # (H, W, S, 3) float32
+    depth: np.ndarray  # (H, W, S)
+    ground_xz: np.ndarray  # (H, W, S, 2)
+
+
+def _background(camera: Camera, directions: np.ndarray, background_seed: int) -> _Background:
+    """Sky gradient and checkered ground whose colours are drawn from `background_seed`."""
+    rng = np.random.default_rng(background_seed)
+    zenith = rng.uniform([0.15, 0.3, 0.55], [0.45, 0.6, 0.95])
+    horizon = rng.uniform([0.65, 0.65, 0.65], [0.95, 0.92, 0.9])
+    ground_light = rng.uniform(0.45, 0.8, size=3)
+    ground_dark = ground_light * rng.uniform(0.55, 0.8)
+    cell = rng.uniform(0.35, 0.7)
+    angle = rng.uniform(0.0, np.pi / 2)
+
+    eye = camera.centre
+    length = np.linalg.norm(directions, axis=-1)
+    elevation = np.clip(directions[..., 1] / length, 0.0, 1.0) ** 0.6
+    sky = horizon + (zenith - horizon) * elevation[..., None]
+    on_ground = (directions[..., 1] < 0) & (eye[1] > 0)
+    with np.errstate(divide="ignore"):
+        t_ground = np.where(on_ground, -eye[1] / directions[..., 1], np.inf)
+    ground_xz = np.where(on_ground[..., None], eye[[0, 2]] + t_ground[..., None] * directions[..., [0, 2]], np.inf)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    cells = np.where(on_ground[..., None], ground_xz, 0.0) @ (rotation.T / cell)
+    ground = ground_dark + (ground_light - ground_dark) * _checker(cells)[..., None]
+    ground = ground * (AMBIENT + DIFFUSE * LIGHT_DIRECTION[1])
+    haze = 1.0 - np.exp(-np.where(on_ground, t_ground * length, 0.0) / 25.0)  # far checks fade out
+    ground = ground + (horizon - ground) * haze[..., None]
+    colour = np.where(on_ground[..., None], ground, sky)
+    return _Background(colour=colour.astype(np.float32), depth=t_ground, ground_xz=ground_xz)  # colour ends as uint8
+
+
+def _sample_offsets(supersample: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel (du, dv) of the supersample grid, ordered from the pixel centre outwards."""
+    steps = (np.arange(supersample) + 0.5) / supersample - 0.5
+    du, dv = np.meshgrid(steps, steps, indexing="xy")
+    du, dv = du.ravel(), dv.ravel()
+    order = np.lexsort((np.arange(du.size), du * du + dv * dv))
+    return du[order], dv[order]
+
+
+def _rays_through(camera: Camera, pixels: np.ndarray) -> np.ndarray:
+    """World directions of the rays through pixel positions (..., 2), scaled so the ray parameter is camera z."""
+    homogeneous = np.concatenate([pixels, np.ones((*pixels.shape[:-1], 1))], axis=-1)
+    return homogeneous @ (camera.world_to_camera[:3, :3].T @ np.linalg.inv(camera.K)).T
+
+
+def _ray_directions(camera: Camera, supersample: int) -> np.ndarray:
+    """World directions (H, W, S, 3) of every pixel's supersample rays."""
+    du, dv = _sample_offsets(supersample)
+    rows, cols = np.meshgrid(np.arange(camera.height), np.arange(camera.width), indexing="ij")
+    return _rays_through(camera, np.stack([cols[..., None] + du, rows[..., None] + dv], axis=-1))
+
+
+def _pixel_window(points_world: np.ndarray, camera: Camera) -> tuple[slice, slice] | None:
+    """Rows and columns covering the projection of a convex set's corner points (None if outside)."""
+    pixels, z = camera.project(points_world)
+    if np.any(z <= 1e-6):
+        return slice(0, camera.height), slice(0, camera.width)
+    low = np.floor(pixels.min(0)).astype(int) - 1
+    high = np.ceil(pixels.max(0)).astype(int) + 2
+    rows = slice(max(low[1], 0), min(high[1], camera.height))
+    cols = slice(max(low[0], 0), min(high[0], camera.width))
+    if rows.start >= rows.stop or cols.start >= cols.stop:
+        return None
+    return rows, cols
+
+
+def _union(first: tuple[slice, slice] | None, second: tuple[slice, slice] | None) -> tuple[slice, slice] | None:
+    if first is None or second is None:
+        return first or second
+    return tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(first, second))
+
+
+def _within(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:
+    """`inner` in the coordinates of the `outer` window that contains it."""
+    return tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer))
+
+
+def _contact_shadow(ground_xz: np.ndarray, centre: np.ndarray, clearance: float, radius: float) -> np.ndarray:
+    """Soft dark blob on the ground under the subject, fading as it rises: it grounds the subject."""
+    strength = 0.5 * np.exp(-max(clearance, 0.0) / radius)
+    spread = 0.6 * radius
+    distance2 = ((ground_xz - centre[[0, 2]]) ** 2).sum(-1)
+    return 1.0 - strength * np.exp(-distance2 / (2.0 * spread**2))
+
+
+def render_clip(
+    subject: SubjectSpec,
+    poses: np.ndarray,
+    height: int,
+    width: int,
+    camera: Camera | None = None,
+    background_seed: int = 0,
+    supersample: int = 3,
+) -> RenderedClip:
+    """Render `subject` at each pose (N, 6) over the ground and sky; frames plus exact truth."""
+    poses = np.asarray(poses, dtype=np.float64)
+    if poses.ndim != 2 or poses.shape[1] != 6 or len(poses) == 0 or not np.all(np.isfinite(poses)):
+        raise InputError(f"poses must be a finite (N, 6) array with N >= 1, got shape {poses.shape}")
+    if height % 8 or width % 8 or height < 8 or width < 8:
+        raise InputError(f"frame size {width}x{height} must be positive multiples of 8")
+    if int(supersample) != supersample or supersample < 1:
+        raise InputError(f"supersample {supersample} must be a positive integer")
+    camera = default_camera(width, height) if camera is None else camera
+    if (camera.width, camera.height) != (width, height):
+        raise InputError(f"camera size {camera.width}x{camera.height} differs from the frame size {width}x{height}")
+
+    directions = _ray_directions(camera, int(supersample))
+    eye = camera.centre
+    background = _background(camera, directions, background_seed)
+    background_frame = background.colour.mean(axis=2)
+    background_depth = background.depth[:, :, 0]  # the sample nearest the pixel centre
+
+    n_frames = len(poses)
+    frames = np.empty((n_frames, height, width, 3), np.uint8)
+    depth = np.empty((n_frames, height, width), np.float32)
+    coverage = np.zeros((n_frames, height, width), np.float32)
+    object_coords = np.full((n_frames, height, width, 3), np.nan, np.float32)
+    half = subject.half_extents
+    radius = subject.bounding_radius
+    shadow_square = np.array([[-2.0, 0.0, -2.0], [-2.0, 0.0, 2.0], [2.0, 0.0, -2.0], [2.0, 0.0, 2.0]]) * radius
+    for index in tqdm(range(n_frames), desc="render", unit="frame", leave=False, disable=n_frames < 32):
+        colour = background_frame.copy()
+        depth[index] = background_depth
+        object_to_world = pose_matrix(poses[index])
+        rotation, translation = object_to_world[:3, :3], object_to_world[:3, 3]
+        subject_window = _pixel_window(_CORNERS * half @ rotation.T + translation, camera)
+        shadow_window = _pixel_window(shadow_square + translation * [1.0, 0.0, 1.0], camera)
+        window = _union(subject_window, shadow_window)
+        if window is None:
+            frames[index] = np.round(np.clip(colour, 0.0, 1.0) * 255.0).astype(np.uint8)
+            continue
+        clearance = translation[1] - _resting_height(subject, rotation)
+        shadow = _contact_shadow(background.ground_xz[window], translation, clearance, radius)
+        samples = background.colour[window] * shadow[..., None].astype(np.float32)
+        if subject_window is not None:
+            shape = directions[subject_window].shape[:3]
+            unit_origin = (rotation.T @ (eye - translation)) / half
+            unit_directions = (directions[subject_window].reshape(-1, 3) @ rotation) / half
+            t, unit_normals = _intersect_subject(subject.shape, unit_origin, unit_directions)
+            hit = t < background.depth[subject_window].reshape(-1)  # the ground may hide a sunken subject
+            t = np.where(hit, t, 0.0)
+            unit_points = unit_origin + t[:, None] * unit_directions
+            subject_samples = samples[_within(subject_window, window)].reshape(-1, 3)
+            subject_samples[hit] = _shade(subject, unit_points[hit], unit_normals[hit], rotation)
+            samples[_within(subject_window, window)] = subject_samples.reshape(*shape, 3)
+
+            hit = hit.reshape(shape)
+            window_coverage = hit.mean(axis=2)
+            subject_pixel = window_coverage >= 0.5
+            nearest = np.argmax(hit, axis=2)[..., None]  # samples are ordered from the centre outwards
+            chosen_t = np.take_along_axis(t.reshape(shape), nearest, axis=2)[..., 0]
+            chosen_points = np.take_along_axis(unit_points.reshape(*shape, 3), nearest[..., None], axis=2)[:, :, 0]
+            coverage[index][subject_window] = window_coverage
+            depth[index][subject_window] = np.where(subject_pixel, chosen_t, background_depth[subject_window])
+            object_coords[index][subject_window] = np.where(subject_pixel[..., None], chosen_points * half, np.nan)
+        colour[window] = samples.mean(axis=2)
+        frames[index] = np.round(np.clip(colour, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+    mask = coverage >= 0.5
+    gradient = np.where(mask[..., None], (object_coords / half + 1.0) / 2.0, 0.0).astype(np.float32)
+    return RenderedClip(
+        frames=frames, depth=depth, mask=mask, coverage=coverage, object_coords=object_coords,
+        gradient=gradient, poses=poses.copy(), camera=camera, subject=subject,
+    )
+
+
+def true_matches(clip: RenderedClip, reference: int = 0) -> np.ndarray:
+    """Exact `matches` (N, H, W, 2): where each subject pixel's surface point shows in frame `reference`.
+
+    The point is moved by the two poses and projected; it counts as shown only if the reference
+    frame's ray through that position meets the subject first exactly there (not self-occluded,
+    not hidden by the ground, inside the image). NaN elsewhere, like the correspondence backends.
+    """
+    if not 0 <= reference < len(clip.poses):
+        raise InputError(f"reference frame {reference} is outside the clip's {len(clip.poses)} frames")
+    camera, half = clip.camera, clip.subject.half_extents
+    object_to_world = pose_matrix(clip.poses[reference])
+    rotation, translation = object_to_world[:3, :3], object_to_world[:3, 3]
+    matches = np.full((*clip.mask.shape, 2), np.nan, np.float32)
+    frame, rows, cols = np.nonzero(clip.mask)
+    points = clip.object_coords[frame, rows, cols].astype(np.float64)
+    pixels, z = camera.project(points @ rotation.T + translation)
+    inside = (z > 0) & (pixels[:, 0] >= -0.5) & (pixels[:, 0] <= camera.width - 0.5)
+    inside &= (pixels[:, 1] >= -0.5) & (pixels[:, 1] <= camera.height - 0.5)
+    rays = _rays_through(camera, pixels)
+    eye = camera.centre
+    t, _ = _intersect_subject(clip.subject.shape, (rotation.T @ (eye - translation)) / half, (rays @ rotation) / half)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ground = np.where(rays[:, 1] < 0, -eye[1] / rays[:, 1], np.inf)
+    shown = inside & (np.abs(t - z) <= 1e-6 * z) & (t < ground)
+    matches[frame[shown], rows[shown], cols[shown]] = pixels[shown]
+    return matches
+
+
+def _shade(subject: SubjectSpec, unit_points: np.ndarray, unit_normals: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """Lambert + ambient colour of subject samples; the texture follows the object-space point."""
+    if subject.texture == "gradient":
+        albedo = (unit_points + 1.0) / 2.0
+    elif subject.texture == "checker":
+        albedo = np.asarray(subject.colour) * (0.55 + 0.45 * _checker((unit_points + 1.0) * 2.0))[:, None]
+    else:
+        albedo = np.broadcast_to(np.asarray(subject.colour), unit_points.shape)
+    normals = unit_normals / subject.half_extents  # unit space back to object space (inverse transpose)
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    lambert = np.clip(normals @ (rotation.T @ LIGHT_DIRECTION), 0.0, 1.0)
+    return albedo * (AMBIENT + DIFFUSE * lambert)[:, None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Files.
+
+def write_clip(clip: RenderedClip, out_video, out_masks_dir, out_truth_zarr, fps: float) -> None:
+    """Write the H.264 video, DAVIS-style 0/255 mask PNGs and the Zarr truth; all or nothing."""
+    if not fps > 0:
+        raise InputError(f"fps {fps} must be positive")
+    # Nested: a failure in any writer removes all three temporaries, so nothing is left behind.
+    with atomic_path(out_video) as video_tmp, atomic_path(out_masks_dir) as masks_tmp:
+        with atomic_path(out_truth_zarr) as truth_tmp:
+            _write_video(clip.frames, video_tmp, fps)
+            _write_masks(clip.mask, masks_tmp)
+            _write_truth(clip, truth_tmp, fps)
+
+
+def _write_video(frames: np.ndarray, path: Path, fps: float) -> None:
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "10", "preset": "medium"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def _write_masks(mask: np.ndarray, folder: Path) -> None:
+    folder.mkdir()
+    for index, frame_mask in enumerate(mask):
+        if not cv2.imwrite(str(folder / f"{index:05d}.png"), frame_mask.astype(np.uint8) * 255):
+            raise OSError(f"could not write mask {index:05d}.png")
+
+
+def _write_truth(clip: RenderedClip, path: Path, fps: float) -> None:
+    write_group(path, {
+        "fps": float(fps),
+        "camera": {"K": clip.camera.K, "world_to_camera": clip.camera.world_to_camera,
+                   "width": clip.camera.width, "height": clip.camera.height},
+        "subject": asdict(clip.subject),
+        "pose_convention": "object_to_world = [Rz(rz) Ry(ry) Rx(rx) | (tx, ty, tz)], metres and radians",
+        "pixel_convention": "pixel (row i, column j) is centred at (u, v) = (j, i); depth is camera z, +inf on sky",
+    })
+    for name in TRUTH_ARRAYS:
+        write_array(path / name, getattr(clip, name))
+
+
+def read_truth(path: str | os.PathLike) -> RenderedClip:
+    """The RenderedClip stored by `write_clip` (frames are the exact renders, not the lossy video)."""
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        raise InputError(f"truth {path} is not a Zarr group written by write_clip")
+    attrs = read_group_attrs(path)
+    arrays = {name: read_array(path / name)[0] for name in TRUTH_ARRAYS}
+    return RenderedClip(**arrays, camera=Camera(**attrs["camera"]), subject=SubjectSpec(**attrs["subject"]))
+
+
+def render_configured_clip(spec: dict, video, masks, truth) -> None:
+    """Render one clip of the config's `render: clips:` section and write it like a real clip."""
+    subject = SubjectSpec(shape=spec["shape"], size=tuple(spec["size"]), colour=tuple(spec["colour"]), texture=spec["texture"])
+    poses = make_trajectory(spec["frames"], seed=spec["trajectory_seed"], motion=spec["motion"], subject=subject)
+    clip = render_clip(subject, poses, spec["height"], spec["width"], background_seed=spec["background_seed"], supersample=spec["supersample"])
+    write_clip(clip, video, masks, truth, fps=spec["fps"])

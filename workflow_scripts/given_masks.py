@@ -1,0 +1,6 @@
+import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # vidmp3 from this checkout (also under --sdm conda)
+from vidmp3.frames import ingest_masks
+from vidmp3.logs import log_to
+
+with log_to(snakemake.log[0]):
+    ingest_masks(masks=snakemake.input.masks, group=snakemake.params.group)
