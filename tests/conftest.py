@@ -21,3 +21,11 @@ def shared_clips() -> Path:
     if not (SHARED_CLIPS / "MANIFEST.tsv").is_file():
         pytest.skip(f"real clips not found at {SHARED_CLIPS} (they live in ../shared beside the checkout)")
     return SHARED_CLIPS
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tiny models are thousands of small operations: one thread per process is fastest on 2 shared cores."""
+    import torch
+
+    torch.set_num_threads(1)

@@ -8,6 +8,7 @@ invented. Everything is checked before anything is written.
 from __future__ import annotations
 
 import hashlib
+from fractions import Fraction
 import logging
 import os
 from pathlib import Path
@@ -195,3 +196,14 @@ def ingest_masks(masks: str | os.PathLike, group: str | os.PathLike) -> None:
         raw.append(mask)
     resized = resize_masks(np.stack(raw), tuple(attrs["size"]), attrs["crop"])
     write_array(Path(group) / "mask_given", resized, {"masks": str(masks), "frame_indices": attrs["frame_indices"]})
+
+
+def encode_video(frames: np.ndarray, path: str | os.PathLike, fps: float, crf: int) -> None:
+    """Write uint8 RGB frames (N, H, W, 3) as an H.264 mp4 (yuv420p; H and W must be even)."""
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        container.mux(stream.encode())

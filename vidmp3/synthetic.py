@@ -30,16 +30,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
+from vidmp3.frames import encode_video
 from vidmp3.store import read_array, read_group_attrs, write_array, write_group
 
 SHAPES = ("cube", "box", "sphere", "cylinder", "cone", "pyramid")
@@ -588,20 +587,9 @@ def write_clip(clip: RenderedClip, out_video, out_masks_dir, out_truth_zarr, fps
     # Nested: a failure in any writer removes all three temporaries, so nothing is left behind.
     with atomic_path(out_video) as video_tmp, atomic_path(out_masks_dir) as masks_tmp:
         with atomic_path(out_truth_zarr) as truth_tmp:
-            _write_video(clip.frames, video_tmp, fps)
+            encode_video(clip.frames, video_tmp, fps, crf=10)
             _write_masks(clip.mask, masks_tmp)
             _write_truth(clip, truth_tmp, fps)
-
-
-def _write_video(frames: np.ndarray, path: Path, fps: float) -> None:
-    with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "10", "preset": "medium"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
 
 
 def _write_masks(mask: np.ndarray, folder: Path) -> None:

@@ -1,0 +1,259 @@
+"""Model presets and the one path that loads them.
+
+A preset names a model family (SD-1.5 or SDXL shape), a diffusers-format base (unet, vae, text
+encoder(s), tokenizer(s), scheduler) and an AnimateDiff motion adapter. Each component is a
+Hugging Face hub id or a local folder. Hub ids are only ever read from the local cache (jobs run
+with HF_HUB_OFFLINE=1): a missing component fails before anything is loaded, naming the path and
+the command that fetches it. The tiny presets are built by the workflow (`vidmp3.model.tiny`) and
+then load exactly like real weights.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, DDPMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import LocalEntryNotFoundError
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+from vidmp3.errors import InputError
+from vidmp3.model.tiny import TINY_FAMILIES
+from vidmp3.model.video_unet import build_video_unet
+
+
+@dataclass(frozen=True)
+class Preset:
+    family: str  # "sd15" or "sdxl"
+    base: str | None  # hub id; None for a tiny preset (built locally)
+    motion_adapter: str | None
+
+
+PRESETS = {
+    "tiny": Preset("sd15", None, None),
+    "tiny-sdxl": Preset("sdxl", None, None),
+    "sd15": Preset("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "guoyww/animatediff-motion-adapter-v1-5"),
+    "sdxl": Preset("sdxl", "stabilityai/stable-diffusion-xl-base-1.0", "guoyww/animatediff-motion-adapter-sdxl-beta"),
+}
+
+BASE_COMPONENTS = {
+    "sd15": ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
+    "sdxl": ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"),
+}
+"""Subfolders of a base model, per family."""
+
+_REQUIRED_FILES = {
+    "unet": ("config.json", "*.safetensors"),
+    "vae": ("config.json", "*.safetensors"),
+    "text_encoder": ("config.json", "*.safetensors"),
+    "text_encoder_2": ("config.json", "*.safetensors"),
+    "tokenizer": ("tokenizer_config.json",),
+    "tokenizer_2": ("tokenizer_config.json",),
+    "scheduler": ("scheduler_config.json",),
+    "motion_adapter": ("config.json", "*.safetensors"),
+}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved preset: what to load, and how to fetch it when it is missing."""
+
+    preset: str
+    family: str
+    base: str  # hub id or local folder
+    motion_adapter: str  # hub id or local folder
+
+    def fetch_command(self, component: str) -> str:
+        """The command that puts `component` ("base" or "motion_adapter") where loading looks for it."""
+        source = getattr(self, component)
+        if self.preset in TINY_FAMILIES:
+            return f"snakemake --cores 1 {Path(source).parent}"
+        if _HUB_ID.match(source) and not Path(source).exists():
+            if component == "base":
+                includes = " ".join(f'--include "{name}/*"' for name in BASE_COMPONENTS[self.family])
+                return f'hf download {source} {includes} --exclude "*.bin" --exclude "*.ckpt" --exclude "*fp16*"'
+            return f'hf download {source} --include "*.json" --include "*.safetensors" --exclude "*fp16*"'
+        return f"copy a diffusers-format {component} folder to {source}"
+
+
+def model_spec(
+    preset: str,
+    base: str | None = None,
+    motion_adapter: str | None = None,
+    tiny_dir: str | os.PathLike = "results/models",
+) -> ModelSpec:
+    """Resolve a preset name (plus optional overrides of its base and motion adapter) to a ModelSpec.
+
+    Tiny presets live at `{tiny_dir}/{preset}/base` and `{tiny_dir}/{preset}/motion_adapter`.
+    Raises InputError for an unknown preset, so the workflow can check it at parse time.
+    """
+    if preset not in PRESETS:
+        raise InputError(f"model preset {preset!r} is unknown; expected one of {sorted(PRESETS)}")
+    entry = PRESETS[preset]
+    if preset in TINY_FAMILIES:
+        if base is not None or motion_adapter is not None:
+            raise InputError(f"model preset {preset!r} is built by the workflow; it takes no base or motion_adapter")
+        return ModelSpec(
+            preset=preset,
+            family=entry.family,
+            base=str(Path(tiny_dir) / preset / "base"),
+            motion_adapter=str(Path(tiny_dir) / preset / "motion_adapter"),
+        )
+    return ModelSpec(
+        preset=preset,
+        family=entry.family,
+        base=base if base is not None else entry.base,
+        motion_adapter=motion_adapter if motion_adapter is not None else entry.motion_adapter,
+    )
+
+
+def _resolve_folder(spec: ModelSpec, component: str) -> Path:
+    """The local folder of a component: the folder itself, or the cached hub snapshot."""
+    source = getattr(spec, component)
+    if Path(source).is_dir():
+        return Path(source)
+    if spec.preset not in TINY_FAMILIES and _HUB_ID.match(source):
+        try:
+            return Path(snapshot_download(source, local_files_only=True))
+        except LocalEntryNotFoundError:
+            raise InputError(
+                f"model {component} {source!r} is not in the local Hugging Face cache; "
+                f"fetch it with: {spec.fetch_command(component)}"
+            ) from None
+    raise InputError(f"model {component} folder {source} does not exist; get it with: {spec.fetch_command(component)}")
+
+
+def _check_files(spec: ModelSpec, component: str, path: Path, kind: str) -> None:
+    """Fail before loading when a component's config or safetensors weights are missing."""
+    for pattern in _REQUIRED_FILES[kind]:
+        if not any(path.glob(pattern)):
+            raise InputError(
+                f"model {component}: {path} has no {pattern} (missing or incomplete {kind}); "
+                f"fetch it with: {spec.fetch_command(component)}"
+            )
+
+
+def check_model_files(spec: ModelSpec) -> tuple[Path, Path]:
+    """Resolve and check every component of `spec`; return the base and motion adapter folders."""
+    base = _resolve_folder(spec, "base")
+    for subfolder in BASE_COMPONENTS[spec.family]:
+        _check_files(spec, "base", base / subfolder, subfolder)
+    adapter = _resolve_folder(spec, "motion_adapter")
+    _check_files(spec, "motion_adapter", adapter, "motion_adapter")
+    return base, adapter
+
+
+@dataclass(frozen=True)
+class TextConditioning:
+    """A prompt's embeddings for the video UNet: per-token states and, for SDXL, the added conditions."""
+
+    hidden_states: torch.Tensor  # (batch, tokens, width)
+    added_cond_kwargs: dict[str, torch.Tensor] | None  # SDXL: text_embeds (batch, width), time_ids (batch, 6)
+
+    def unet_kwargs(self, num_frames: int) -> dict:
+        """Keyword arguments of UNetMotionModel.forward: it attends to text per frame (batch * frames)."""
+        return {
+            "encoder_hidden_states": self.hidden_states.repeat_interleave(num_frames, dim=0),
+            "added_cond_kwargs": self.added_cond_kwargs,
+        }
+
+
+@dataclass
+class Components:
+    """Everything loaded for one preset; all frozen (requires_grad False) and in eval mode."""
+
+    spec: ModelSpec
+    unet: UNetMotionModel
+    vae: AutoencoderKL
+    text_encoder: CLIPTextModel
+    tokenizer: CLIPTokenizer
+    text_encoder_2: CLIPTextModelWithProjection | None
+    tokenizer_2: CLIPTokenizer | None
+    scheduler_config: dict
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @torch.no_grad()
+    def encode_prompt(self, prompts: list[str], height: int, width: int) -> TextConditioning:
+        """Text embeddings as the SD-1.5 / SDXL pipelines compute them (SDXL: both encoders'
+        penultimate layers concatenated, the second one's pooled projection, and size time ids)."""
+        if self.text_encoder_2 is None:
+            ids = self._token_ids(self.tokenizer, prompts)
+            return TextConditioning(self.text_encoder(ids)[0], None)
+        states = []
+        for tokenizer, encoder in ((self.tokenizer, self.text_encoder), (self.tokenizer_2, self.text_encoder_2)):
+            output = encoder(self._token_ids(tokenizer, prompts), output_hidden_states=True)
+            states.append(output.hidden_states[-2])
+        pooled = output.text_embeds
+        time_ids = torch.tensor([[height, width, 0, 0, height, width]] * len(prompts), device=self.device)
+        return TextConditioning(
+            torch.cat(states, dim=-1),
+            {"text_embeds": pooled, "time_ids": time_ids.to(pooled.dtype)},
+        )
+
+    def _token_ids(self, tokenizer: CLIPTokenizer, prompts: list[str]) -> torch.Tensor:
+        tokens = tokenizer(
+            prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        )
+        return tokens.input_ids.to(self.device)
+
+    @torch.no_grad()
+    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 frames (N, H, W, 3) -> scaled latents (1, C, N, H/8, W/8) in the UNet's dtype, the VAE
+        posterior mean (deterministic, so it is computed once per video)."""
+        pixels = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        pixels = pixels.permute(0, 3, 1, 2).to(self.vae.dtype) / 127.5 - 1.0
+        latents = self.vae.encode(pixels).latent_dist.mean * self.vae.config.scaling_factor
+        return latents.permute(1, 0, 2, 3)[None].to(self.unet.dtype)
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
+        """Scaled latents (1, C, N, h, w) -> uint8 frames (N, 8h, 8w, 3)."""
+        frames = latents[0].permute(1, 0, 2, 3) / self.vae.config.scaling_factor
+        pixels = self.vae.decode(frames.to(self.vae.dtype)).sample
+        pixels = ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        return pixels.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def load_components(spec: ModelSpec, device: str | torch.device, dtype: torch.dtype) -> Components:
+    """Load a preset's components (checked first), with the video UNet built from the 2D UNet and
+    the motion adapter; every weight frozen, eval mode, on `device` in `dtype`."""
+    base, adapter_folder = check_model_files(spec)
+    load = {"torch_dtype": dtype, "use_safetensors": True}
+    load_text = {"dtype": dtype, "use_safetensors": True}
+    unet2d = UNet2DConditionModel.from_pretrained(base, subfolder="unet", **load)
+    is_sdxl = unet2d.config.addition_embed_type == "text_time"
+    if is_sdxl != (spec.family == "sdxl"):
+        raise InputError(f"model base {spec.base}: its UNet is not {spec.family}-shaped (preset {spec.preset!r})")
+    motion_adapter = MotionAdapter.from_pretrained(adapter_folder, **load)
+    unet = build_video_unet(unet2d, motion_adapter, where=f"model motion_adapter {spec.motion_adapter}")
+    vae = AutoencoderKL.from_pretrained(base, subfolder="vae", **load)
+    if dtype == torch.float16 and vae.config.force_upcast:
+        vae.to(torch.float32)  # SDXL's VAE overflows in float16, as the diffusers pipelines know
+    components = Components(
+        spec=spec,
+        unet=unet,
+        vae=vae,
+        text_encoder=CLIPTextModel.from_pretrained(base, subfolder="text_encoder", **load_text),
+        tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer"),
+        text_encoder_2=(
+            CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2", **load_text)
+            if is_sdxl
+            else None
+        ),
+        tokenizer_2=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2") if is_sdxl else None,
+        scheduler_config=dict(DDPMScheduler.load_config(base, subfolder="scheduler")),
+    )
+    for model in (components.unet, components.vae, components.text_encoder, components.text_encoder_2):
+        if model is not None:
+            model.to(device).eval().requires_grad_(False)
+    return components

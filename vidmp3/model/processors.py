@@ -1,0 +1,228 @@
+"""Attention processors of the video UNet: sparse-causal spatial self-attention and MotionGuide value injection.
+
+- `SparseCausalAttnProcessor` (spatial `attn1`): frame i attends to the keys and values of frame 0
+  and frame i-1 (frame 0 to itself), which keeps appearance consistent with the first frame
+  (Tune-A-Video).
+- `MotionGuideValueProcessor` (both temporal self-attentions of every motion module): the value
+  input gets the frame's MotionGuide vector, V = W_V (z + scale * phi), while Q and K see z alone,
+  so the motion representation changes what is mixed across frames, not where attention looks.
+
+The UNet's motion blocks do not forward `cross_attention_kwargs`, so the frame count and the
+per-frame vectors reach the processors through a shared `FrameState`, set only inside
+`VideoAttention.frames(...)`; a processor that runs outside it raises instead of guessing.
+Processors are installed by `install_processors` and `VideoAttention.restore()` puts the original
+processor objects back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from diffusers import UNetMotionModel
+from diffusers.models.attention_processor import Attention
+
+from vidmp3.model.video_unet import attention_layers, motion_widths
+
+
+class FrameState:
+    """What the installed processors need for one UNet call (None outside `VideoAttention.frames`)."""
+
+    def __init__(self):
+        self.num_frames: int | None = None
+        self.guide_vectors: dict[int, torch.Tensor] | None = None
+        self.guide_scale: float = 0.0
+
+    def frames_for(self, processor: str, batch_frames: int) -> int:
+        if self.num_frames is None:
+            raise RuntimeError(
+                f"{processor} ran outside VideoAttention.frames(...): the frame count is unknown "
+                "(call the UNet, and backward with gradient checkpointing, inside that context)"
+            )
+        if batch_frames % self.num_frames:
+            raise RuntimeError(
+                f"{processor}: a batch of {batch_frames} images is not a multiple of {self.num_frames} frames"
+            )
+        return self.num_frames
+
+
+def _split_heads(attn: Attention, states: torch.Tensor) -> torch.Tensor:
+    batch, length, inner_dim = states.shape
+    return states.view(batch, length, attn.heads, inner_dim // attn.heads).transpose(1, 2)
+
+
+def _merge_heads_and_project(attn: Attention, states: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    batch, heads, length, head_dim = states.shape
+    states = states.transpose(1, 2).reshape(batch, length, heads * head_dim).to(dtype)
+    states = attn.to_out[0](states)
+    return attn.to_out[1](states)
+
+
+class SparseCausalAttnProcessor:
+    """Spatial self-attention where frame i attends to frames 0 and i-1 (frame 0: to itself, twice,
+    which is the same attention as once)."""
+
+    def __init__(self, state: FrameState):
+        self.state = state
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if encoder_hidden_states is not None or attention_mask is not None:
+            raise ValueError("SparseCausalAttnProcessor is self-attention without a mask")
+        batch_frames, length, _ = hidden_states.shape
+        num_frames = self.state.frames_for("SparseCausalAttnProcessor", batch_frames)
+        batch = batch_frames // num_frames
+
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(hidden_states)
+        value = attn.to_v(hidden_states)
+
+        first = torch.zeros(num_frames, dtype=torch.long, device=hidden_states.device)
+        previous = (torch.arange(num_frames, device=hidden_states.device) - 1).clamp_min(0)
+        key = key.view(batch, num_frames, length, -1)
+        value = value.view(batch, num_frames, length, -1)
+        key = torch.cat([key[:, first], key[:, previous]], dim=2).view(batch_frames, 2 * length, -1)
+        value = torch.cat([value[:, first], value[:, previous]], dim=2).view(batch_frames, 2 * length, -1)
+
+        hidden_states = F.scaled_dot_product_attention(
+            _split_heads(attn, query), _split_heads(attn, key), _split_heads(attn, value)
+        )
+        return _merge_heads_and_project(attn, hidden_states, query.dtype)
+
+
+class MotionGuideValueProcessor:
+    """Temporal self-attention (tokens = frames) with V = W_V (z + scale * phi_frame).
+
+    Motion-module hidden states are (batch * H * W, frames, width): the frame's vector of this width
+    is broadcast over batch and pixels and added to the value input only. With scale 0 or zero
+    vectors the result equals diffusers' AttnProcessor2_0 exactly.
+    """
+
+    def __init__(self, state: FrameState):
+        self.state = state
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if encoder_hidden_states is not None or attention_mask is not None:
+            raise ValueError("MotionGuideValueProcessor is self-attention across frames without a mask")
+        tokens, num_frames, width = hidden_states.shape
+        expected_frames = self.state.frames_for("MotionGuideValueProcessor", num_frames)
+        if num_frames != expected_frames:
+            raise RuntimeError(
+                f"MotionGuideValueProcessor: {num_frames} frames in attention, the context says {expected_frames}"
+            )
+        if self.state.guide_vectors is None:
+            raise RuntimeError("MotionGuideValueProcessor ran without MotionGuide vectors")
+        guide = self.state.guide_vectors[width].to(hidden_states.dtype)
+
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(hidden_states)
+        value = attn.to_v(hidden_states + self.state.guide_scale * guide)
+
+        hidden_states = F.scaled_dot_product_attention(
+            _split_heads(attn, query), _split_heads(attn, key), _split_heads(attn, value)
+        )
+        return _merge_heads_and_project(attn, hidden_states, query.dtype)
+
+
+def _check_plain_self_attention(name: str, attn: Attention) -> None:
+    """The processors implement plain self-attention; refuse layers with extras they would skip."""
+    extras = {
+        "cross-attention": attn.is_cross_attention,
+        "spatial_norm": attn.spatial_norm is not None,
+        "group_norm": attn.group_norm is not None,
+        "norm_q/norm_k": attn.norm_q is not None or attn.norm_k is not None,
+        "residual_connection": attn.residual_connection,
+        "rescale_output_factor": attn.rescale_output_factor != 1.0,
+    }
+    found = [extra for extra, present in extras.items() if present]
+    if found:
+        raise ValueError(f"attention layer {name} has {', '.join(found)}, which the video processors do not support")
+
+
+class VideoAttention:
+    """The video processors installed on one UNet: `frames(...)` feeds them, `restore()` removes them."""
+
+    def __init__(self, unet: UNetMotionModel, value_injection: bool):
+        ours = (SparseCausalAttnProcessor, MotionGuideValueProcessor)
+        if any(isinstance(processor, ours) for processor in unet.attn_processors.values()):
+            raise RuntimeError("video attention processors are already installed on this UNet; restore() them first")
+        spatial, temporal = attention_layers(unet)
+        self.unet = unet
+        self.value_injection = value_injection
+        self.guide_widths = motion_widths(unet)
+        self.state = FrameState()
+        self.original_processors = unet.attn_processors
+        sparse_causal = SparseCausalAttnProcessor(self.state)
+        value = MotionGuideValueProcessor(self.state)
+        processors = dict(self.original_processors)
+        for name, attn in spatial.items():
+            if name.endswith(".attn1"):
+                _check_plain_self_attention(name, attn)
+                processors[f"{name}.processor"] = sparse_causal
+        if value_injection:
+            for name, attn in temporal.items():
+                _check_plain_self_attention(name, attn)
+                processors[f"{name}.processor"] = value
+        unet.set_attn_processor(processors)
+
+    @contextmanager
+    def frames(
+        self,
+        num_frames: int,
+        guide_vectors: dict[int, torch.Tensor] | None = None,
+        guide_scale: float = 0.0,
+    ) -> Iterator[None]:
+        """Inside: UNet calls see `num_frames` frames per video and, with value injection, the per-frame
+        MotionGuide vectors {width: (num_frames, width)} scaled by `guide_scale` (lambda)."""
+        if self.state.num_frames is not None:
+            raise RuntimeError("VideoAttention.frames(...) is already active")
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be positive, got {num_frames}")
+        if self.value_injection:
+            if guide_vectors is None:
+                raise ValueError("value injection is installed: frames(...) needs the MotionGuide vectors")
+            if set(guide_vectors) != set(self.guide_widths):
+                raise ValueError(
+                    f"MotionGuide vectors have widths {sorted(guide_vectors)}, "
+                    f"the motion modules need {list(self.guide_widths)}"
+                )
+            for width, vectors in guide_vectors.items():
+                if tuple(vectors.shape) != (num_frames, width):
+                    raise ValueError(
+                        f"MotionGuide vectors of width {width} have shape {tuple(vectors.shape)}, "
+                        f"expected ({num_frames}, {width}) for {num_frames} frames"
+                    )
+        elif guide_vectors is not None:
+            raise ValueError("MotionGuide vectors given, but value injection is not installed")
+        self.state.num_frames = num_frames
+        self.state.guide_vectors = guide_vectors
+        self.state.guide_scale = float(guide_scale)
+        try:
+            yield
+        finally:
+            self.state.num_frames = None
+            self.state.guide_vectors = None
+            self.state.guide_scale = 0.0
+
+    def restore(self) -> None:
+        """Put the UNet's original processor objects back."""
+        self.unet.set_attn_processor(dict(self.original_processors))  # set_attn_processor empties the dict
+
+
+def install_processors(unet: UNetMotionModel, value_injection: bool) -> VideoAttention:
+    """Install sparse-causal spatial self-attention and, with `value_injection`, MotionGuide value
+    injection on both temporal self-attentions of every motion module."""
+    return VideoAttention(unet, value_injection)

@@ -1,0 +1,108 @@
+"""The video UNet (AnimateDiff: a text-to-image UNet plus a motion adapter) and what each method trains.
+
+Methods (one naming scheme, used everywhere):
+- `vidmp3`: MotionGuide on C ⊙ D injected into temporal attention values; trains MotionGuide, W_Q of
+  spatial self- and cross-attention, W_V of temporal attention (SDXL: all of W_Q, W_K, W_V and the
+  output projection of temporal attention; feed-forward layers stay frozen).
+- `corr-only`, `depth-only`, `concat`: the same with MotionGuide fed C, D, or C and D stacked (ablations).
+- `no-motionguide`: the same trainable UNet weights, no MotionGuide.
+- `tune-a-video`: whole motion modules and W_Q of spatial attention trainable, no MotionGuide.
+All methods use sparse-causal spatial self-attention (vidmp3.model.processors).
+"""
+
+from __future__ import annotations
+
+
+from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+from diffusers.models.attention_processor import Attention
+from torch import nn
+
+from vidmp3.errors import InputError
+from vidmp3.methods import get_method
+
+
+def _per_block(value: int | tuple[int, ...], blocks: int) -> list[int]:
+    return [value] * blocks if isinstance(value, int) else list(value)
+
+
+def build_video_unet(
+    unet2d: UNet2DConditionModel, motion_adapter: MotionAdapter, where: str = "motion adapter"
+) -> UNetMotionModel:
+    """UNetMotionModel from a 2D UNet and a motion adapter, with every 2D weight kept.
+
+    diffusers 0.42 `from_unet2d` copies `time_embedding` but not SDXL's `add_embedding` (text and
+    size conditioning), leaving it randomly initialised; it is copied here.
+    """
+    blocks = len(unet2d.config.down_block_types)
+    adapter_channels = list(motion_adapter.config.block_out_channels)
+    if adapter_channels != list(unet2d.config.block_out_channels):
+        raise InputError(
+            f"{where}: its block channels {adapter_channels} do not match the UNet's "
+            f"{list(unet2d.config.block_out_channels)}"
+        )
+    unet_layers = _per_block(unet2d.config.layers_per_block, blocks)
+    adapter_layers = _per_block(motion_adapter.config.motion_layers_per_block, blocks)
+    if unet_layers != adapter_layers:
+        raise InputError(
+            f"{where}: its motion layers per block {adapter_layers} do not match the UNet's layers per block "
+            f"{unet_layers}"
+        )
+    unet = UNetMotionModel.from_unet2d(unet2d, motion_adapter)
+    if unet2d.config.addition_embed_type == "text_time":
+        unet.add_embedding.load_state_dict(unet2d.add_embedding.state_dict())
+    return unet
+
+
+def is_sdxl(unet: UNetMotionModel) -> bool:
+    return unet.config.addition_embed_type == "text_time"
+
+
+def attention_layers(unet: UNetMotionModel) -> tuple[dict[str, Attention], dict[str, Attention]]:
+    """(spatial, temporal) attention layers by module name.
+
+    Spatial: the `attn1` (self) and `attn2` (cross) layers of the image transformers. Temporal: both
+    `attn1` and `attn2` of every motion module (both are self-attention across frames).
+    """
+    spatial, temporal = {}, {}
+    for name, module in unet.named_modules():
+        if isinstance(module, Attention):
+            (temporal if ".motion_modules." in name else spatial)[name] = module
+    return spatial, temporal
+
+
+def motion_widths(unet: UNetMotionModel) -> tuple[int, ...]:
+    """The channel widths of temporal attention inputs: one MotionGuide head each."""
+    _, temporal = attention_layers(unet)
+    return tuple(sorted({attn.to_v.in_features for attn in temporal.values()}))
+
+
+def _linear_parameters(prefix: str, linear: nn.Module) -> dict[str, nn.Parameter]:
+    return {f"{prefix}.{name}": parameter for name, parameter in linear.named_parameters()}
+
+
+def trainable_unet_parameters(unet: UNetMotionModel, method: str) -> dict[str, nn.Parameter]:
+    """The UNet parameters `method` fine-tunes, by name (MotionGuide's, when used, are all trained too)."""
+    whole_motion_modules = get_method(method).whole_motion_modules
+    spatial, temporal = attention_layers(unet)
+    selected = {}
+    for name, attn in spatial.items():
+        selected.update(_linear_parameters(f"{name}.to_q", attn.to_q))
+    if whole_motion_modules:
+        selected.update({name: p for name, p in unet.named_parameters() if ".motion_modules." in name})
+        return selected
+    for name, attn in temporal.items():
+        selected.update(_linear_parameters(f"{name}.to_v", attn.to_v))
+        if is_sdxl(unet):
+            selected.update(_linear_parameters(f"{name}.to_q", attn.to_q))
+            selected.update(_linear_parameters(f"{name}.to_k", attn.to_k))
+            selected.update(_linear_parameters(f"{name}.to_out.0", attn.to_out[0]))
+    return selected
+
+
+def set_trainable(unet: UNetMotionModel, method: str) -> dict[str, nn.Parameter]:
+    """Freeze the UNet except `method`'s parameters; return those."""
+    selected = trainable_unet_parameters(unet, method)
+    unet.requires_grad_(False)
+    for parameter in selected.values():
+        parameter.requires_grad_(True)
+    return selected

@@ -1,0 +1,17 @@
+import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # vidmp3 from this checkout (also under --sdm conda)
+import torch
+
+from vidmp3.logs import log_to
+from vidmp3.metrics import evaluate_edit
+
+torch.set_num_threads(snakemake.threads)
+with log_to(snakemake.log[0]):
+    evaluate_edit(
+        snakemake.input.frames,
+        snakemake.input.mask,
+        snakemake.input.edit,
+        snakemake.output.metrics,
+        truth=snakemake.input.get("truth"),
+        **snakemake.params.edit,
+        **snakemake.params.settings,
+    )
