@@ -11,6 +11,13 @@ configfile: "config/config.yaml"
 include: "rules/common.smk"
 include: "rules/render.smk"
 include: "rules/frames.smk"
+include: "rules/priors.smk"
+include: "rules/toy.smk"
+include: "rules/model.smk"
+include: "rules/finetune.smk"
+include: "rules/edit.smk"
+include: "rules/evaluate.smk"
+include: "rules/prefetch.smk"
 
 
 rule all:

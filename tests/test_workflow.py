@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,12 @@ pytestmark = pytest.mark.workflow
 TINY_CONFIG = {
     "videos": "config/videos.tsv",
     "edits": "config/edits.tsv",
+    "methods": ["vidmp3", "tune-a-video"],
+    "model": {"preset": "tiny"},
+    "finetune": {"steps": 2, "motion_guide_hidden": 8},
+    "inversion": {"steps": 2},
+    "editing": {"steps": 2, "guidance_scale": 2.0},
+    "shape_invariance": {"seeds": [0], "iterations": 3, "size": 32, "frames": 4, "shapes": ["sphere"], "hidden": 8},
     "render": {"clips": {"toy": {"shape": "cube", "frames": 12, "width": 32, "height": 32, "supersample": 2}}},
 }
 
@@ -32,11 +39,12 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return result
 
 
-def write_sheets(workdir: Path, video_rows: list[str], edit_rows: list[str]) -> None:
+def write_sheets(workdir: Path, video_rows: list[str], edit_rows: list[str], config: dict = TINY_CONFIG) -> None:
     (workdir / "config").mkdir(exist_ok=True)
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
-    header = "video\tsource\tmasks\tprompt\tcategory\tmotion\tfirst_frame\tframes\tstride\tsize\tcrop\n"
-    (workdir / "config" / "videos.tsv").write_text(header + "".join(row + "\n" for row in video_rows))
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    header = "video\tsource\tmasks\tprompt\tcategory\tmotion\tfirst_frame\tframes\tstride\tsize\tcrop"
+    header += "\tcorr_backend\tmask_backend\tdepth_backend\tsubject_class\n"  # priors columns: empty takes the default
+    (workdir / "config" / "videos.tsv").write_text(header + "".join(row + "\t\t\t\t\n" for row in video_rows))
     (workdir / "config" / "edits.tsv").write_text("video\tconcept\tprompt\tkind\n" + "".join(row + "\n" for row in edit_rows))
 
 
@@ -66,9 +74,9 @@ def workdir(tmp_path_factory):
         workdir,
         [
             "toy\tresults/clips/toy/video.mp4\tresults/clips/toy/masks\ta cube\tobject\tlarge\t0\t4\t3\t32x32\tcenter",
-            "folder\tclips/folder\tclips/folder-masks\ta square\tobject\tsmall\t1\t3\t2\t48x40\tnone",
+            "folder\tclips/folder\tclips/folder-masks\ta square\tobject\tsmall\t1\t3\t2\t48x32\tnone",
         ],
-        ["toy\tsphere\ta sphere\tcross-domain"],
+        ["toy\tsphere\ta sphere\tcross-domain", "folder\tcircle\ta circle\tstructure"],
     )
     snakemake(workdir)
     return workdir
@@ -87,29 +95,92 @@ def test_outputs_of_a_full_run(workdir):
 
     folder = workdir / "results" / "priors" / "folder.zarr"
     frames, attrs = read_array(folder / "frames")
-    assert frames.shape == (3, 40, 48, 3) and attrs["frame_indices"] == [1, 3, 5] and attrs["fps"] is None
+    assert frames.shape == (3, 32, 48, 3) and attrs["frame_indices"] == [1, 3, 5] and attrs["fps"] is None
     mask, _ = read_array(folder / "mask_given")
-    assert mask.sum(axis=(1, 2)).tolist() == [225, 225, 225]
-    for rule in ("render_clip", "frames", "given_masks"):
-        assert list((workdir / "results" / "logs" / rule).glob("*.log")), rule
-        assert list((workdir / "results" / "benchmarks" / rule).glob("*.tsv")), rule
+    assert mask.sum(axis=(1, 2)).tolist() == [15 * 12] * 3  # 15x15 squares, rows 12.5..27.5 of 40 -> 32
+    guide, _ = read_array(toy / "guide")
+    subject, _ = read_array(toy / "mask")
+    assert guide.shape == (4, 3, 32, 32) and (guide.transpose(0, 2, 3, 1)[~subject] == 0).all()
+    results = workdir / "results"
+    for method in ("vidmp3", "tune-a-video"):
+        assert (results / "weights" / method / "toy" / "trainable.safetensors").is_file()
+        assert (results / "weights" / method / "toy" / "motion_guide.safetensors").is_file() == (method == "vidmp3")
+        assert (results / "latents" / method / "folder" / "latents.safetensors").is_file()
+        for name in ("toy_sphere", "folder_circle"):
+            assert (results / "edits" / method / f"{name}.mp4").stat().st_size > 0
+            assert (results / "edits" / method / f"{name}.png").is_file()
+            record = json.loads((results / "eval" / method / f"{name}.json").read_text())
+            assert record["method"] == method and record["metrics"]["motion_fidelity"] is not None
+            assert record["metrics"]["clip_text_alignment"] is None and "clip_text_alignment" in record["not_available"]
+    toy_record = json.loads((results / "eval" / "vidmp3" / "toy_sphere.json").read_text())
+    folder_record = json.loads((results / "eval" / "vidmp3" / "folder_circle.json").read_text())
+    assert "trajectory_error_px" in toy_record["metrics"] and folder_record["metrics"]["trajectory_error_px"] is None
+    summary = (results / "eval" / "summary.csv").read_text()
+    assert "vidmp3" in summary and "tune-a-video" in summary and "no-motionguide" not in summary
+    assert (results / "toy" / "shape_invariance.png").is_file()
+    for rule in ("render_clip", "frames", "given_masks", "tiny_model", "finetune", "invert", "edit", "evaluate", "tables"):
+        assert list((results / "logs" / rule).rglob("*.log")), rule
+        assert list((results / "benchmarks" / rule).rglob("*.tsv")), rule
 
 
-def test_nothing_reruns_and_a_sheet_change_reruns_only_that_video(workdir):
+def test_changing_nothing_reruns_nothing(workdir):
     assert planned_jobs(workdir) == {}
-    sheet = workdir / "config" / "videos.tsv"
-    original = sheet.read_text()
+
+
+def changed(workdir: Path, path: str, old: str, new: str) -> dict[str, int]:
+    """The dry-run plan after replacing `old` by `new` in one config file (restored afterwards)."""
+    file = workdir / path
+    original = file.read_text()
+    assert old in original
     try:
-        sheet.write_text(original.replace("\t1\t3\t2\t48x40", "\t1\t3\t1\t48x40"))
-        assert planned_jobs(workdir) == {"frames": 1, "given_masks": 1, "all": 1}
+        file.write_text(original.replace(old, new))
+        return planned_jobs(workdir)
     finally:
-        sheet.write_text(original)
+        file.write_text(original)
+
+
+DOWNSTREAM_OF_ONE_WEIGHTS = {"finetune": 1, "invert": 1, "edit": 1, "evaluate": 1, "tables": 1, "all": 1}
+
+
+def test_one_edit_prompt_reruns_only_that_edit(workdir):
+    plan = changed(workdir, "config/edits.tsv", "a circle", "a triangle")
+    assert plan == {"edit": 2, "evaluate": 2, "tables": 1, "all": 1}  # one edit, for each of the two methods
+
+
+def test_lambda_reruns_fine_tuning_inversion_and_edits_of_the_guided_method_only(workdir):
+    # toy's motion class is large; tune-a-video has no MotionGuide, so lambda is not its param
+    assert changed(workdir, "config/config.yaml", "finetune:\n", "finetune:\n  lambda_large: 0.2\n") == DOWNSTREAM_OF_ONE_WEIGHTS
+
+
+def test_a_training_setting_reruns_every_fine_tuning_but_no_priors(workdir):
+    plan = changed(workdir, "config/config.yaml", "motion_guide_hidden: 8\n  steps: 2", "motion_guide_hidden: 8\n  steps: 3")
+    assert plan == {"finetune": 4, "invert": 4, "edit": 4, "evaluate": 4, "tables": 1, "all": 1}
+
+
+def test_a_priors_backend_reruns_from_that_prior(workdir):
+    plan = changed(workdir, "config/videos.tsv", "32x32\tcenter\t\t\t\t", "32x32\tcenter\t\t\trender\t")
+    assert plan == {"priors_depth": 1, "priors_guide": 1, **DOWNSTREAM_OF_ONE_WEIGHTS}
+
+
+def test_one_edit_target_builds_only_what_it_needs(workdir, tmp_path):
+    plan = snakemake(workdir, "-n", "--quiet", "rules", "--forceall", "results/edits/vidmp3/toy_sphere.mp4").stdout
+    counts = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
+    counts.pop("total")
+    per_video = ("render_clip", "frames", "given_masks", "priors_mask", "priors_corr", "priors_depth", "priors_guide")
+    assert counts == {**dict.fromkeys(per_video, 1), "tiny_model": 1, "finetune": 1, "invert": 1, "edit": 1}
+
+
+def test_report_builds(workdir):
+    snakemake(workdir, "--report", str(workdir / "report.html"))
+    html = (workdir / "report.html").read_text(errors="replace")
+    assert "toy_sphere" in html or "toy" in html
+    assert (workdir / "report.html").stat().st_size > 100_000
 
 
 def test_bad_source_fails_the_job_and_leaves_no_partial_output(tmp_path):
     (tmp_path / "broken.mp4").write_text("not a video")
     write_sheets(tmp_path, ["broken\tbroken.mp4\t\ta thing\tobject\tlarge\t0\t4\t1\t32x32\tcenter"], ["broken\tx\tan x\tstyle"])
-    result = snakemake(tmp_path, check=False)
+    result = snakemake(tmp_path, "results/priors/broken.zarr/frames", check=False)
     assert result.returncode != 0
     log = (tmp_path / "results" / "logs" / "frames" / "broken.log").read_text()
     assert "broken.mp4: not a readable video" in log

@@ -1,0 +1,86 @@
+# Priors for MotionGuide, one rule per prior, each writing its own array in results/priors/{video}.zarr.
+# Backends per video: sheet columns corr_backend / mask_backend / depth_backend, else config priors:.
+
+
+rule priors_mask:
+    input:
+        unpack(priors_mask_input),
+    output:
+        mask=directory("results/priors/{video}.zarr/mask"),
+    params:
+        prior=priors_mask_params,
+    log:
+        "results/logs/priors_mask/{video}.log",
+    benchmark:
+        "results/benchmarks/priors_mask/{video}.tsv"
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/vidmp3.yaml"
+    script:
+        "../workflow_scripts/priors_mask.py"
+
+
+rule priors_corr:
+    input:
+        unpack(priors_corr_input),
+    output:
+        corr=directory("results/priors/{video}.zarr/corr"),
+    params:
+        prior=priors_corr_params,
+    log:
+        "results/logs/priors_corr/{video}.log",
+    benchmark:
+        "results/benchmarks/priors_corr/{video}.tsv"
+    resources:
+        mem_mb=8000,
+    conda:
+        "../envs/vidmp3.yaml"
+    script:
+        "../workflow_scripts/priors_corr.py"
+
+
+rule priors_depth:
+    input:
+        unpack(priors_depth_input),
+    output:
+        depth=directory("results/priors/{video}.zarr/depth"),
+    params:
+        prior=priors_depth_params,
+    log:
+        "results/logs/priors_depth/{video}.log",
+    benchmark:
+        "results/benchmarks/priors_depth/{video}.tsv"
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/vidmp3.yaml"
+    script:
+        "../workflow_scripts/priors_depth.py"
+
+
+rule priors_guide:
+    input:
+        frames="results/priors/{video}.zarr/frames",
+        corr="results/priors/{video}.zarr/corr",
+        depth="results/priors/{video}.zarr/depth",
+        mask="results/priors/{video}.zarr/mask",
+    output:
+        guide=directory("results/priors/{video}.zarr/guide"),
+        alpha=directory("results/priors/{video}.zarr/alpha"),
+        figure=report(
+            "results/priors/{video}_priors.png",
+            caption="../report/priors.rst",
+            category="Priors",
+            labels={"video": "{video}"},
+        ),
+    log:
+        "results/logs/priors_guide/{video}.log",
+    benchmark:
+        "results/benchmarks/priors_guide/{video}.tsv"
+    resources:
+        mem_mb=2000,
+    conda:
+        "../envs/vidmp3.yaml"
+    script:
+        "../workflow_scripts/priors_guide.py"

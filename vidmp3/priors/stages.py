@@ -1,0 +1,93 @@
+"""One function per workflow rule: read a video's arrays, compute one prior, write its array folder.
+
+Each stage computes everything before it writes, and writes atomically, so bad input leaves no
+partial output. Arrays live in the video's group `results/priors/{video}.zarr` (`vidmp3.store`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidmp3.atomic import atomic_path
+from vidmp3.priors import combine, compute_depth, compute_mask, compute_matches, matches_to_corr
+from vidmp3.priors.correspondence import subject_box
+from vidmp3.priors.depth import DEPTH_FLOOR
+from vidmp3.priors.figure import priors_figure
+from vidmp3.priors.render import AlignedTruth, align_truth
+from vidmp3.store import read_array, write_array
+from vidmp3.synthetic import read_truth
+
+PathLike = str | os.PathLike
+
+CORR_COLOURS = (
+    "frame-0 position (x, y) -> R = (x - x0)/w, G = (y - y0)/h, B = 1 - (R+G)/2 (clamped to [0, 1]) with colour_box "
+    "[x0, y0, w, h] frame 0's subject bounding box, looked up at each pixel's match; 0 outside the subject"
+)
+DEPTH_CONVENTION = f"near is large; per video, subject pixels span [{DEPTH_FLOOR}, 1] (1st-99th percentile); 0 outside the subject"
+
+
+def _aligned_truth(truth: PathLike | None, frames_attrs: dict[str, Any]) -> AlignedTruth | None:
+    """The rendered clip's truth (for the `render` backends), sampled like the video's frames."""
+    return None if truth is None else align_truth(read_truth(truth), frames_attrs)
+
+
+def mask_stage(
+    frames: PathLike, out: PathLike, backend: str, options: dict[str, Any],
+    given: PathLike | None = None, class_name: str = "",
+) -> None:
+    """Write `mask` bool (N,H,W) from the `frames` array (and the `mask_given` array for backend given)."""
+    frame_array, _ = read_array(frames)
+    given_array = read_array(given)[0] if given is not None else None
+    mask = compute_mask(frame_array, backend, options, given=given_array, class_name=class_name)
+    write_array(out, mask, {"backend": backend, "options": options, "class_name": class_name})
+
+
+def corr_stage(
+    frames: PathLike, mask: PathLike, out: PathLike, backend: str, options: dict[str, Any],
+    truth: PathLike | None = None,
+) -> None:
+    """Write `corr` float16 (N,H,W,3): the colour of each subject pixel's match in frame 0."""
+    frame_array, frames_attrs = read_array(frames)
+    mask_array, _ = read_array(mask)
+    matches = compute_matches(frame_array, mask_array, backend, options, truth=_aligned_truth(truth, frames_attrs))
+    matched = np.isfinite(matches[..., 0])
+    origin, size = subject_box(matches[0])
+    attrs = {
+        "backend": backend,
+        "options": options,
+        "colours": CORR_COLOURS,
+        "colour_box": [*origin.tolist(), *size.tolist()],
+        "matched_share": float(matched.sum() / max(mask_array.sum(), 1)),
+    }
+    write_array(out, matches_to_corr(matches).astype(np.float16), attrs)
+
+
+def depth_stage(
+    frames: PathLike, mask: PathLike, out: PathLike, backend: str, options: dict[str, Any],
+    truth: PathLike | None = None,
+) -> None:
+    """Write `depth` float16 (N,H,W): normalised per video, near is large, 0 outside the subject."""
+    frame_array, frames_attrs = read_array(frames)
+    mask_array, _ = read_array(mask)
+    depth = compute_depth(frame_array, mask_array, backend, options, truth=_aligned_truth(truth, frames_attrs))
+    write_array(out, depth.astype(np.float16), {"backend": backend, "options": options, "convention": DEPTH_CONVENTION})
+
+
+def guide_stage(
+    frames: PathLike, corr: PathLike, depth: PathLike, mask: PathLike,
+    guide_out: PathLike, alpha_out: PathLike, figure_out: PathLike,
+) -> None:
+    """Write `guide` float16 (N,3,H,W) = corr ⊙ depth, `alpha` float32 (N,), and the Fig. 4 strip PNG."""
+    frame_array, _ = read_array(frames)
+    corr_array, _ = read_array(corr)
+    depth_array, _ = read_array(depth)
+    mask_array, _ = read_array(mask)
+    guide, alpha = combine(corr_array, depth_array, mask_array)
+    with atomic_path(guide_out) as guide_tmp, atomic_path(alpha_out) as alpha_tmp, atomic_path(figure_out) as figure_tmp:
+        write_array(guide_tmp, guide, {"layout": "N,3,H,W", "formula": "corr * depth on the subject, 0 elsewhere"})
+        write_array(alpha_tmp, alpha, {"definition": "subject share of the frame's pixels; 0 for a frame without subject"})
+        priors_figure(frame_array, corr_array, depth_array, guide, Path(figure_tmp))

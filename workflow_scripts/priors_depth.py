@@ -1,0 +1,14 @@
+import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # vidmp3 from this checkout (also under --sdm conda)
+from vidmp3.logs import log_to
+from vidmp3.priors.stages import depth_stage
+
+with log_to(snakemake.log[0]):
+    prior = snakemake.params.prior
+    depth_stage(
+        frames=snakemake.input.frames,
+        mask=snakemake.input.mask,
+        out=snakemake.output.depth,
+        backend=prior["backend"],
+        options=prior["options"],
+        truth=snakemake.input.get("truth"),
+    )
