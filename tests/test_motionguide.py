@@ -22,16 +22,6 @@ from vidmp3.synthetic import SubjectSpec, make_trajectory, render_clip
 WIDTHS = (8, 16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These convolutions are tiny; on busy shared cores a second OpenMP thread mostly waits, and slows
-    the file down many times over. One thread for this file, restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def blob_guide(channels: int, top: int, left: int, size: int = 12, canvas: int = 40, seed: int = 0) -> torch.Tensor:
     """Two frames with a random positive square subject at (top, left) on a zero background."""
     generator = torch.Generator().manual_seed(seed)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from vidmp3.store import read_array
+from snakemake_runs import planned_jobs, snakemake
 
-REPO = Path(__file__).resolve().parents[1]
+from vidmp3.store import read_array
 
 pytestmark = pytest.mark.workflow
 
@@ -24,14 +22,6 @@ HEADER = "video\tsource\tmasks\tprompt\tcategory\tmotion\tfirst_frame\tframes\ts
 TOY = "toy\tresults/clips/toy/video.mp4\tresults/clips/toy/masks\ta cube\tobject\tlarge\t0\t4\t3\t32x32\tcenter"
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
-
-
 def write_config(workdir: Path, backends: str, config: dict = CONFIG) -> None:
     """Videos sheet with one rendered video; `backends` are its corr/mask/depth/subject_class cells."""
     (workdir / "config").mkdir(exist_ok=True)
@@ -40,23 +30,19 @@ def write_config(workdir: Path, backends: str, config: dict = CONFIG) -> None:
     (workdir / "config" / "edits.tsv").write_text("video\tconcept\tprompt\tkind\ntoy\tsphere\ta sphere\tcross-domain\n")
 
 
+PRIORS_TARGETS = ("results/priors/toy.zarr/guide", "results/priors/toy.zarr/alpha", "results/priors/toy_priors.png")
+
+
 def planned_priors_jobs(workdir: Path) -> dict[str, int]:
     """Rule -> job count of a dry run for the priors of toy (only these targets, not the later stages)."""
-    targets = ["results/priors/toy.zarr/guide", "results/priors/toy.zarr/alpha", "results/priors/toy_priors.png"]
-    out = snakemake(workdir, *targets, "-n", "--quiet", "rules").stdout
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
-            counts[parts[0]] = int(parts[1])
-    return counts
+    return planned_jobs(workdir, *PRIORS_TARGETS)
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("priors_workflow")
     write_config(workdir, "\t\trender\t")  # tiny preset defaults: flow, given masks; depth from the render
-    snakemake(workdir, "results/priors/toy.zarr/guide", "results/priors/toy.zarr/alpha", "results/priors/toy_priors.png")
+    snakemake(workdir, *PRIORS_TARGETS)
     return workdir
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from vidmp3.errors import InputError
 from vidmp3.shape_invariance import POSITIVE_SUBJECTS, render_videos, shape_invariance, train_and_evaluate
@@ -21,16 +20,6 @@ from vidmp3.shape_invariance import POSITIVE_SUBJECTS, render_videos, shape_inva
 POSITIVE_OVER_TRAIN_BELOW = 10.0
 NEGATIVE_OVER_TRAIN_ABOVE = 20.0
 SMALL = {"iterations": 100, "size": 48, "frames": 8, "lr": 3e-3, "hidden": 16}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These convolutions are tiny; on busy shared cores a second OpenMP thread mostly waits, and slows
-    the file down many times over. One thread for this file, restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from vidmp3.store import read_array, read_group_attrs
+from snakemake_runs import REPO, planned_jobs, snakemake
 
-REPO = Path(__file__).resolve().parents[1]
+from vidmp3.store import read_array, read_group_attrs
 
 pytestmark = pytest.mark.workflow
 
@@ -31,14 +31,6 @@ TINY_CONFIG = {
 }
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
-    return result
-
-
 def write_sheets(workdir: Path, video_rows: list[str], edit_rows: list[str], config: dict = TINY_CONFIG) -> None:
     (workdir / "config").mkdir(exist_ok=True)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -46,17 +38,6 @@ def write_sheets(workdir: Path, video_rows: list[str], edit_rows: list[str], con
     header += "\tcorr_backend\tmask_backend\tdepth_backend\tsubject_class\n"  # priors columns: empty takes the default
     (workdir / "config" / "videos.tsv").write_text(header + "".join(row + "\t\t\t\t\n" for row in video_rows))
     (workdir / "config" / "edits.tsv").write_text("video\tconcept\tprompt\tkind\n" + "".join(row + "\n" for row in edit_rows))
-
-
-def planned_jobs(workdir: Path) -> dict[str, int]:
-    """Rule name -> job count of a dry run (empty when nothing is to be done)."""
-    out = snakemake(workdir, "-n", "--quiet", "rules").stdout
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
-            counts[parts[0]] = int(parts[1])
-    return counts
 
 
 @pytest.fixture(scope="module")
@@ -163,9 +144,7 @@ def test_a_priors_backend_reruns_from_that_prior(workdir):
 
 
 def test_one_edit_target_builds_only_what_it_needs(workdir, tmp_path):
-    plan = snakemake(workdir, "-n", "--quiet", "rules", "--forceall", "results/edits/vidmp3/toy_sphere.mp4").stdout
-    counts = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
-    counts.pop("total")
+    counts = planned_jobs(workdir, "--forceall", "results/edits/vidmp3/toy_sphere.mp4")
     per_video = ("render_clip", "frames", "given_masks", "priors_mask", "priors_corr", "priors_depth", "priors_guide")
     assert counts == {**dict.fromkeys(per_video, 1), "tiny_model": 1, "finetune": 1, "invert": 1, "edit": 1}
 
