@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test test-slurm lint clean toyworld-weights
 
 setup: $(VENV)/.installed
 
@@ -20,8 +20,29 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# The workflow through a real one-node Slurm (root, Debian; scripts/slurm/): install Slurm, start
+# it, run tests/test_slurm.py (`snakemake --profile profiles/slurm`), and stop it, also when the test
+# fails. SLURM_ACCOUNTING=--accounting adds slurmdbd and MariaDB, so that jobs are checked with sacct.
+SLURM_ACCOUNTING ?=
+
+test-slurm: setup
+	bash scripts/slurm/install.sh $(SLURM_ACCOUNTING)
+	bash -c 'trap "bash scripts/slurm/stop.sh" EXIT; bash scripts/slurm/start.sh $(SLURM_ACCOUNTING) && VIDMP3_SLURM_TEST=required $(BIN)/python -m pytest tests/test_slurm.py'
+
 lint: setup
 	$(BIN)/snakemake --lint
+
+# Rebuild the shipped ToyWorld weights from scratch (about 30 min on 2 cores): the classifier, the
+# text-to-image model and the motion module are retrained (rules/toyworld.smk), exported as float16 to
+# results/toyworld/weights, and that folder replaces vidmp3/toyworld/weights.
+TOYWORLD_WEIGHTS := vidmp3/toyworld/weights
+
+toyworld-weights: setup
+	$(BIN)/snakemake --cores all --forcerun toyworld_classifier toyworld_image toyworld_motion -- results/toyworld/weights
+	rm -rf $(TOYWORLD_WEIGHTS).new
+	cp -r results/toyworld/weights $(TOYWORLD_WEIGHTS).new
+	rm -rf $(TOYWORLD_WEIGHTS)
+	mv $(TOYWORLD_WEIGHTS).new $(TOYWORLD_WEIGHTS)
 
 clean:
 	rm -rf results .snakemake

@@ -18,6 +18,8 @@ include: "rules/finetune.smk"
 include: "rules/edit.smk"
 include: "rules/evaluate.smk"
 include: "rules/prefetch.smk"
+include: "rules/toyworld.smk"
+include: "rules/toyworld_benchmark.smk"
 
 
 rule all:

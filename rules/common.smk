@@ -1,20 +1,41 @@
 # Config and sheets, validated at parse time, and the named helpers the rules use.
+import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)  # import vidmp3 from this checkout even without installing it
 
+from vidmp3.cache_keys import check_cache_location, hash_folder_inputs
 from vidmp3.config import ID_PATTERN, load_config, load_edits, load_videos, parse_size
 from vidmp3.methods import METHODS as METHOD_TABLE
 from vidmp3.prefetch import prior_models
-from vidmp3.priors.settings import RENDERED_SOURCE, prior_backend, prior_inputs, prior_params, rendered_truth
+from vidmp3.priors.settings import (
+    RENDERED_SOURCE,
+    prior_backend,
+    prior_inputs,
+    prior_params,
+    rendered_clips,
+    rendered_truth,
+)
 
 SCHEMAS = Path(workflow.basedir) / "config" / "schemas"
+# --cache (README "Reusing results between workflows") keys jobs by their inputs' content, and
+# Snakemake cannot hash a folder input (every Zarr array, weights, latents): vidmp3.cache_keys can.
+hash_folder_inputs()
+check_cache_location(getattr(workflow.workflow_settings, "cache", None))
 
 config.update(load_config(config, SCHEMAS, where="config"))
 VIDEOS = load_videos(config["videos"], SCHEMAS)
 EDITS = load_edits(config["edits"], VIDEOS, SCHEMAS)
 CLIPS = config["render"]["clips"]
+TOYWORLD_CLIPS = config["toyworld"]["clips"]
+if set(CLIPS) & set(TOYWORLD_CLIPS):
+    raise ValueError(f"config: clip ids {sorted(set(CLIPS) & set(TOYWORLD_CLIPS))} are under both render: clips: and toyworld: clips:")
+
+
+def one_of(names):
+    """A wildcard pattern matching exactly `names` (and nothing when there are none)."""
+    return "|".join(re.escape(name) for name in names) if names else "(?!)"
 
 
 wildcard_constraints:
@@ -33,6 +54,10 @@ def rendered_clip_spec(wildcards):
     if wildcards.clip not in CLIPS:
         raise ValueError(f"clip {wildcards.clip!r} is not under render: clips: in the config")
     return CLIPS[wildcards.clip]
+
+
+def toyworld_clip_spec(wildcards):
+    return TOYWORLD_CLIPS[wildcards.clip]
 
 
 def frames_input(wildcards):
@@ -94,10 +119,21 @@ wildcard_constraints:
     preset="|".join(TINY_PRESETS),
 
 
+SHIPPED_PRESETS = {"toyworld": f"{workflow.basedir}/vidmp3/toyworld/weights"}
+"""Presets whose weights are part of the checkout (vidmp3.model.presets.TOYWORLD_WEIGHTS)."""
+
+
 def model_input(wildcards):
-    """The tiny preset's folder, built by rule tiny_model; real presets come from hub ids or folders."""
+    """The tiny preset's folder (built by tiny_model) or the shipped ToyWorld weights, so that
+    rebuilt weights rerun what used them; real presets come from hub ids or folders."""
     preset = config["model"]["preset"]
-    return {"model": f"results/models/{preset}"} if preset in TINY_PRESETS else {}
+    if config["model"]["base"] or config["model"]["motion_adapter"]:
+        return {}
+    if preset in TINY_PRESETS:
+        return {"model": f"results/models/{preset}"}
+    if preset in SHIPPED_PRESETS:
+        return {"model": SHIPPED_PRESETS[preset]}
+    return {}
 
 
 def model_params(wildcards):
@@ -208,7 +244,7 @@ def evaluate_input(wildcards):
         "edit": f"results/edits/{wildcards.method}/{wildcards.video}_{wildcards.concept}.mp4",
     }
     row = video_row(wildcards)
-    return inputs | ({"truth": rendered_truth(row, CLIPS)} if RENDERED_SOURCE.match(row["source"]) else {})
+    return inputs | ({"truth": rendered_truth(row, rendered_clips(config))} if RENDERED_SOURCE.match(row["source"]) else {})
 
 
 def evaluate_meta(wildcards):
@@ -239,13 +275,58 @@ def evaluation_outputs(wildcards):
 
 
 def benchmark_files(wildcards):
-    """The benchmark file of every job upstream of the tables (the time-cost table reads them)."""
+    """The benchmark file of every job upstream of the tables (the time-cost table reads them).
+
+    Snakemake writes them (benchmark:), except for the rules that may be cached between workflows
+    (priors_mask, priors_corr, priors_depth, finetune, invert): those write their own, in the
+    same place and format, as their output `timing` (vidmp3.timing).
+    """
     files = [f"results/benchmarks/{stage}/{video}.tsv" for video in VIDEOS.index for stage in ("frames", "priors_mask", "priors_corr", "priors_depth", "priors_guide")]
     files += [f"results/benchmarks/given_masks/{video}.tsv" for video in VIDEOS.index if prior_backend("mask", VIDEOS.loc[video], config) == "given"]
     for method in config["methods"]:
         files += [f"results/benchmarks/{stage}/{method}/{video}.tsv" for video in VIDEOS.index for stage in ("finetune", "invert")]
         files += [f"results/benchmarks/{stage}/{method}/{name}.tsv" for name in EDITS.index for stage in ("edit", "evaluate")]
     return files
+
+
+# ---- ToyWorld pretraining (rules/toyworld.smk; vidmp3.toyworld.pretrain settings)
+def toyworld_classifier_settings(wildcards):
+    settings = config["toyworld"]["pretrain"]
+    return {"seed": settings["seed"], "steps": settings["classifier"]["steps"]}
+
+
+def _toyworld_stage_settings(stage):
+    """One stage's settings plus the seed and sampling settings the stages share."""
+    settings = config["toyworld"]["pretrain"]
+    shared = {name: settings[name] for name in ("seed", "guidance_scale", "sample_steps")}
+    return shared | settings[stage]
+
+
+def toyworld_image_settings(wildcards):
+    return _toyworld_stage_settings("image")
+
+
+def toyworld_motion_settings(wildcards):
+    return _toyworld_stage_settings("motion")
+
+
+# ---- ToyWorld benchmark (rules/toyworld_benchmark.smk; vidmp3.toyworld.benchmark)
+def toyworld_benchmark_input(wildcards):
+    """The video model's folder (tiny, built by tiny_model; toyworld, the shipped weights) and the judge."""
+    settings = config["toyworld"]["benchmark"]
+    preset = settings["preset"]
+    model = f"results/models/{preset}" if preset in TINY_PRESETS else SHIPPED_PRESETS[preset]
+    return {"model": model, "classifier": settings["classifier"] or f"{SHIPPED_PRESETS['toyworld']}/classifier"}
+
+
+def toyworld_benchmark_model(wildcards):
+    return {"preset": config["toyworld"]["benchmark"]["preset"], "tiny_dir": "results/models"}
+
+
+def toyworld_benchmark_settings(wildcards):
+    """vidmp3.toyworld.benchmark.BenchmarkConfig's fields: the benchmark's settings and the workflow's device and dtype."""
+    settings = {key: value for key, value in config["toyworld"]["benchmark"].items() if key not in ("preset", "classifier")}
+    return settings | {"device": config["device"], "dtype": config["dtype"]}
 
 
 # ---- weights prefetch (cluster login nodes)

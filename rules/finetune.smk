@@ -9,6 +9,9 @@ rule finetune:
             category="Fine-tuning",
             labels={"video": "{video}", "method": "{method}"},
         ),
+        # Its own benchmark file (vidmp3.timing): Snakemake forbids benchmark: on a rule cached
+        # between workflows (`--cache ... finetune ...`, README).
+        timing="results/benchmarks/finetune/{method}/{video}.tsv",
     params:
         group=subpath(input.frames, parent=True),
         prompt=video_prompt,
@@ -16,8 +19,6 @@ rule finetune:
         settings=finetune_params,
     log:
         "results/logs/finetune/{method}/{video}.log",
-    benchmark:
-        "results/benchmarks/finetune/{method}/{video}.tsv"
     resources:
         mem_mb=8000,
     conda:

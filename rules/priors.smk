@@ -1,5 +1,8 @@
 # Priors for MotionGuide, one rule per prior, each writing its own array in results/priors/{video}.zarr.
 # Backends per video: sheet columns corr_backend / mask_backend / depth_backend, else config priors:.
+# priors_mask, priors_corr, priors_depth (like finetune and invert) may be cached between workflows
+# (`--cache priors_mask priors_corr priors_depth finetune invert`, README): they have no benchmark:
+# directive, which Snakemake forbids on cached rules, and write that file themselves (output timing).
 
 
 rule priors_mask:
@@ -7,12 +10,12 @@ rule priors_mask:
         unpack(priors_mask_input),
     output:
         mask=directory("results/priors/{video}.zarr/mask"),
+        # Its own benchmark file (vidmp3.timing): Snakemake forbids benchmark: on cached rules.
+        timing="results/benchmarks/priors_mask/{video}.tsv",
     params:
         prior=priors_mask_params,
     log:
         "results/logs/priors_mask/{video}.log",
-    benchmark:
-        "results/benchmarks/priors_mask/{video}.tsv"
     resources:
         mem_mb=4000,
     conda:
@@ -26,12 +29,12 @@ rule priors_corr:
         unpack(priors_corr_input),
     output:
         corr=directory("results/priors/{video}.zarr/corr"),
+        # Its own benchmark file (vidmp3.timing): Snakemake forbids benchmark: on cached rules.
+        timing="results/benchmarks/priors_corr/{video}.tsv",
     params:
         prior=priors_corr_params,
     log:
         "results/logs/priors_corr/{video}.log",
-    benchmark:
-        "results/benchmarks/priors_corr/{video}.tsv"
     resources:
         mem_mb=8000,
     conda:
@@ -45,12 +48,12 @@ rule priors_depth:
         unpack(priors_depth_input),
     output:
         depth=directory("results/priors/{video}.zarr/depth"),
+        # Its own benchmark file (vidmp3.timing): Snakemake forbids benchmark: on cached rules.
+        timing="results/benchmarks/priors_depth/{video}.tsv",
     params:
         prior=priors_depth_params,
     log:
         "results/logs/priors_depth/{video}.log",
-    benchmark:
-        "results/benchmarks/priors_depth/{video}.tsv"
     resources:
         mem_mb=4000,
     conda:

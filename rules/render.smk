@@ -1,4 +1,6 @@
 rule render_clip:
+    wildcard_constraints:
+        clip=one_of(CLIPS),
     output:
         video="results/clips/{clip}/video.mp4",
         masks=directory("results/clips/{clip}/masks"),

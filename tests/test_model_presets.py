@@ -25,10 +25,17 @@ def tiny_dir(tmp_path_factory):
 
 
 def test_presets_table():
-    assert set(PRESETS) == {"tiny", "tiny-sdxl", "sd15", "sdxl"}
+    assert set(PRESETS) == {"tiny", "tiny-sdxl", "toyworld", "sd15", "sdxl"}
     assert model_spec("sd15").family == "sd15" and model_spec("sdxl").family == "sdxl"
     spec = model_spec("sd15", base="/models/anything-v4", motion_adapter="/models/mm")
     assert (spec.base, spec.motion_adapter) == ("/models/anything-v4", "/models/mm")
+
+
+def test_missing_toyworld_weights_name_the_rebuild_command(tmp_path):
+    spec = model_spec("toyworld", base=str(tmp_path / "absent"))
+    with pytest.raises(InputError, match="does not exist"):
+        load_components(spec, "cpu", torch.float32)
+    assert model_spec("toyworld").fetch_command("base") == "make toyworld-weights"
 
 
 def test_tiny_build_is_seeded(tiny_dir, tmp_path):

@@ -382,3 +382,68 @@ def test_failed_write_leaves_nothing(tmp_path, small_clip, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_clip(small_clip, out / "clip.mp4", out / "masks", out / "truth.zarr", fps=12)
     assert list(out.iterdir()) == []
+
+
+BACKDROP = synthetic.Backdrop(sky=(0.8, 0.8, 0.8), ground=(0.5, 0.5, 0.5))
+
+
+def test_backdrop_scene_is_flat_and_shadowless():
+    """Off the subject a backdrop frame is exactly the empty scene: no shadow, no shading."""
+    subject = subject_of("cylinder", texture="plain")
+    clip = render_clip(subject, make_trajectory(4, seed=1, subject=subject), 32, 32, backdrop=BACKDROP)
+    empty = synthetic.render_empty(32, 32, backdrop=BACKDROP)
+    edge = clip.coverage > 0
+    np.testing.assert_array_equal(clip.frames[~edge], np.broadcast_to(empty, clip.frames.shape)[~edge])
+    assert {tuple(c) for c in empty.reshape(-1, 3)} >= {(204, 204, 204), (128, 128, 128)}
+    assert len({tuple(c) for c in empty.reshape(-1, 3)}) <= 2 + 32  # sky, ground and the horizon's blends
+    scene = render_clip(subject, clip.poses, 32, 32)
+    np.testing.assert_array_equal(scene.mask, clip.mask)
+
+
+@pytest.mark.parametrize("texture", ["plain", "gradient"])
+def test_stills_are_the_frames_render_clip_draws(texture):
+    subjects = [subject_of(shape, texture) for shape in SHAPES for _ in range(3)]
+    poses = synthetic.random_poses(subjects, seed=4)
+    frames, masks = synthetic.render_stills(subjects, poses, 32, 32, BACKDROP, chunk=2)
+    for index, subject in enumerate(subjects):
+        clip = render_clip(subject, poses[index : index + 1], 32, 32, backdrop=BACKDROP)
+        np.testing.assert_array_equal(masks[index], clip.mask[0])
+        assert np.abs(frames[index].astype(int) - clip.frames[0]).max() <= 1
+
+
+@pytest.mark.parametrize("tilt", [None, 0.3])
+def test_random_poses_cover_the_trajectory_ranges(tilt):
+    subjects = [subject_of(shape) for shape in SHAPES] * 50
+    poses = synthetic.random_poses(subjects, seed=2, reach=0.5, tilt=tilt)
+    paths = np.concatenate([make_trajectory(32, seed, subject=subjects[seed], reach=0.5, tilt=tilt) for seed in range(40)])
+    for axis in (0, 2):  # stills reach as far as paths go, and no farther
+        assert np.abs(poses[:, axis]).max() <= np.abs(paths[:, axis]).max() + 1e-9
+        assert np.abs(poses[:, axis]).max() > 0.9 * np.abs(paths[:, axis]).max()
+    resting = np.array([synthetic.resting_height(s, pose_matrix(p)[:3, :3]) for s, p in zip(subjects, poses)])
+    assert (poses[:, 1] >= resting - 1e-12).all() and np.mean(poses[:, 1] - resting < 1e-12) > 0.1
+    if tilt is not None:
+        assert np.abs(poses[:, [3, 5]]).max() <= tilt and np.abs(paths[:, [3, 5]]).max() <= tilt + 1e-12
+        assert np.ptp(poses[:, 4]) > 5.0  # free spin about the vertical axis
+    assert not np.array_equal(poses, synthetic.random_poses(subjects, seed=3, reach=0.5, tilt=tilt))
+    np.testing.assert_array_equal(poses, synthetic.random_poses(subjects, seed=2, reach=0.5, tilt=tilt))
+
+
+def test_reach_scales_the_path_and_tilt_keeps_it_upright():
+    full = make_trajectory(16, seed=5)
+    half = make_trajectory(16, seed=5, reach=0.5)
+    np.testing.assert_allclose(half[:, [0, 2]], 0.5 * full[:, [0, 2]])
+    np.testing.assert_array_equal(half[:, 3:], full[:, 3:])
+    upright = make_trajectory(16, seed=5, tilt=0.2)
+    np.testing.assert_array_equal(upright[:, [0, 2, 4]], full[:, [0, 2, 4]])  # same path and spin
+    assert np.abs(upright[:, [3, 5]]).max() <= 0.2 and np.ptp(upright[:, [3, 5]], axis=0).min() > 0.05
+
+
+def test_new_render_options_refuse_bad_input():
+    with pytest.raises(InputError, match="backdrop sky"):
+        synthetic.Backdrop(sky=(1.2, 0.0, 0.0), ground=(0.5, 0.5, 0.5))
+    with pytest.raises(InputError, match="reach"):
+        make_trajectory(4, seed=0, reach=0.0)
+    with pytest.raises(InputError, match="tilt"):
+        synthetic.random_poses([SubjectSpec()], seed=0, tilt=-0.1)
+    with pytest.raises(InputError, match="2 subjects for 1 poses"):
+        synthetic.render_stills([SubjectSpec()] * 2, np.zeros((1, 6)), 32, 32, BACKDROP)

@@ -123,6 +123,33 @@ def ddim_sample(
     return latents
 
 
+def invert_frames(model: VideoModel, frames: np.ndarray, prompt: str, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 frames (N, H, W, 3) -> their clean latents and the inverted noise latents, through a loaded
+    model (so one load serves the inversion and every edit of an in-process run, as the ToyWorld benchmark does)."""
+    components = model.finetuned.components
+    source = components.encode_frames(frames)
+    text = components.encode_prompt([prompt], frames.shape[1], frames.shape[2])
+    return source, ddim_invert(model, source, text, steps)
+
+
+def sample_edit(
+    model: VideoModel,
+    noise: torch.Tensor,
+    prompt: str,
+    negative_prompt: str,
+    guidance_scale: float,
+    steps: int,
+    height: int,
+    width: int,
+) -> np.ndarray:
+    """The edited clip (uint8 (N, H, W, 3)) sampled from inverted latents through a loaded model."""
+    if not prompt.strip():
+        raise InputError("the edited prompt is empty")
+    prompts = [negative_prompt, prompt] if guidance_scale > 1.0 else [prompt]
+    text = model.finetuned.components.encode_prompt(prompts, height, width)
+    return model.finetuned.components.decode_latents(ddim_sample(model, noise, text, steps, guidance_scale))
+
+
 def invert_video(
     weights: str | os.PathLike,
     frames: np.ndarray,
@@ -135,10 +162,7 @@ def invert_video(
 ) -> None:
     """Write `out_dir/latents.safetensors` (source and inverted latents) and `inversion.json`."""
     model = load_video_model(weights, frames.shape[0], priors, device, dtype)
-    components = model.finetuned.components
-    source = components.encode_frames(frames)
-    text = components.encode_prompt([prompt], frames.shape[1], frames.shape[2])
-    inverted = ddim_invert(model, source, text, steps)
+    source, inverted = invert_frames(model, frames, prompt, steps)
     meta = {"prompt": prompt, "steps": steps, "weights": str(weights), "frames": frames.shape[0], "height": frames.shape[1], "width": frames.shape[2]}
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
@@ -164,9 +188,7 @@ def edit_video(
     meta = json.loads((Path(latents) / "inversion.json").read_text())
     model = load_video_model(weights, meta["frames"], priors, device, dtype)
     noise = load_file(Path(latents) / "latents.safetensors")["inverted"].to(device=device, dtype=dtype)
-    prompts = [negative_prompt, prompt] if guidance_scale > 1.0 else [prompt]
-    text = model.finetuned.components.encode_prompt(prompts, meta["height"], meta["width"])
-    return model.finetuned.components.decode_latents(ddim_sample(model, noise, text, steps, guidance_scale))
+    return sample_edit(model, noise, prompt, negative_prompt, guidance_scale, steps, meta["height"], meta["width"])
 
 
 def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float) -> None:

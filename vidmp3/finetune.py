@@ -1,7 +1,8 @@
 """Fine-tune the video model on one source video (paper eq. 5), and load the result back.
 
-Loss: noise-prediction MSE on the latents of the video's sampled frames, conditioned on the source
-prompt, with MotionGuide fed the video's guide (C ⊙ D, or an ablation's input) and its vectors
+Loss: the MSE of the UNet's prediction (noise for SD-1.5/SDXL as in the paper; the clean latents for
+ToyWorld, whose scheduler says `sample`) on the latents of the video's sampled frames, conditioned on
+the source prompt, with MotionGuide fed the video's guide (C ⊙ D, or an ablation's input) and its vectors
 injected into temporal attention values with weight lambda. One run per video serves all of its
 edits. The weights folder holds only what was trained plus the resolved config, never a copy of
 the base model:
@@ -36,6 +37,9 @@ from vidmp3.methods import get_method
 from vidmp3.model.video_unet import motion_widths, set_trainable, trainable_unet_parameters
 from vidmp3.motionguide import MotionGuide, guide_input
 from vidmp3.store import read_array
+
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+"""What a base model's UNet predicts (its scheduler config); the loss regresses the same quantity."""
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 """Autocast dtypes; the weights themselves stay float32 while training."""
@@ -97,7 +101,7 @@ def _check_inputs(
         raise InputError(f"alpha must have shape ({num_frames},) to match the frames, got {alpha.shape}")
 
 
-def _write_loss_curve(folder: Path, losses: list[tuple[int, int, float]], title: str) -> None:
+def _write_loss_curve(folder: Path, losses: list[tuple[int, int, float]], title: str, prediction_type: str) -> None:
     with open(folder / "loss.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["step", "timestep", "loss"])
@@ -111,11 +115,22 @@ def _write_loss_curve(folder: Path, losses: list[tuple[int, int, float]], title:
     axes.plot(steps, values, lw=0.8, alpha=0.4, label="per step")
     axes.plot(steps[window - 1 :], running, lw=1.5, label=f"mean of {window}")
     axes.set_xlabel("step")
-    axes.set_ylabel("noise-prediction MSE")
+    axes.set_ylabel(f"{prediction_type} MSE")
     axes.set_title(title)
     axes.legend()
     figure.tight_layout()
     figure.savefig(folder / "loss.png", dpi=100)
+
+
+def _target(scheduler: DDPMScheduler, latents: torch.Tensor, noise: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+    """What the UNet learned to predict: the noise (SD-1.5, SDXL: the paper's eq. 5), the clean latents
+    (ToyWorld) or the velocity."""
+    prediction_type = scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        return noise
+    if prediction_type == "sample":
+        return latents
+    return scheduler.get_velocity(latents, noise, timestep)
 
 
 def _state_dict_for_saving(parameters: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:
@@ -148,10 +163,11 @@ def finetune(
     if num_frames > max_frames:
         raise InputError(f"clip has {num_frames} frames; the motion adapter handles at most {max_frames}")
     scheduler = DDPMScheduler.from_config(components.scheduler_config)
-    if scheduler.config.prediction_type != "epsilon":
+    prediction_type = scheduler.config.prediction_type
+    if prediction_type not in PREDICTION_TYPES:
         raise InputError(
-            f"model base {spec.base}: prediction type {scheduler.config.prediction_type!r}; "
-            "the fine-tuning loss (eq. 5) is noise prediction (epsilon)"
+            f"model base {spec.base}: prediction type {prediction_type!r} is unknown; "
+            f"expected one of {PREDICTION_TYPES}"
         )
 
     trainable = set_trainable(unet, config.method)
@@ -189,7 +205,7 @@ def finetune(
             with video_attention.frames(num_frames, vectors, config.guide_scale):
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=config.precision != "fp32"):
                     prediction = unet(noisy, timestep, **text.unet_kwargs(num_frames)).sample
-                loss = F.mse_loss(prediction.float(), noise)
+                loss = F.mse_loss(prediction.float(), _target(scheduler, latents, noise, timestep))
                 if not torch.isfinite(loss):
                     raise RuntimeError(f"fine-tuning loss is {loss.item()} at step {step}; no weights written")
                 scaler.scale(loss).backward()  # inside: checkpointed layers rerun their processors here
@@ -217,7 +233,7 @@ def finetune(
         if motion_guide is not None:
             save_file(_state_dict_for_saving(dict(motion_guide.named_parameters())), tmp / "motion_guide.safetensors")
         (tmp / "config.json").write_text(json.dumps(resolved, indent=2))
-        _write_loss_curve(tmp, losses, f"{config.method}: {prompt}")
+        _write_loss_curve(tmp, losses, f"{config.method}: {prompt}", prediction_type)
 
 
 def finetune_video(

@@ -23,12 +23,14 @@ exactly at the centre wherever the centre ray hits the subject (odd s). For any 
 is the ground's (or +inf for sky) along the ray nearest the centre, so depth never mixes surfaces.
 
 Shading is Lambert + ambient under one fixed light; the subject casts a soft contact shadow (frames
-only; the truth has no shadow term).
+only; the truth has no shadow term). A `Backdrop` replaces the random sky and checkered ground with two
+flat colours and no shadow, so a subject can be segmented by its colour distance to the empty scene.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -91,6 +93,21 @@ class SubjectSpec:
     def bounding_radius(self) -> float:
         """Radius of the sphere around the bounding box: the subject never reaches beyond it."""
         return float(np.linalg.norm(self.half_extents))
+
+
+@dataclass(frozen=True)
+class Backdrop:
+    """A plain scene: flat sky and flat ground colours (RGB in [0, 1]), no shading and no shadow."""
+
+    sky: tuple[float, float, float]
+    ground: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        for name in ("sky", "ground"):
+            colour = tuple(float(v) for v in getattr(self, name))
+            if len(colour) != 3 or not all(0.0 <= v <= 1.0 for v in colour):
+                raise InputError(f"backdrop {name} colour {getattr(self, name)!r} must be three values in [0, 1]")
+            object.__setattr__(self, name, colour)
 
 
 @dataclass(frozen=True)
@@ -201,7 +218,7 @@ _MOTION = {
 }
 
 
-def _resting_height(subject: SubjectSpec, rotation: np.ndarray) -> float:
+def resting_height(subject: SubjectSpec, rotation: np.ndarray) -> float:
     """Height of the centre above the lowest point of the rotated subject (circles slightly widened)."""
     half = subject.half_extents
     if subject.shape == "sphere":
@@ -219,19 +236,33 @@ def _resting_height(subject: SubjectSpec, rotation: np.ndarray) -> float:
     return float(-((unit * half) @ rotation[1]).min())
 
 
-def make_trajectory(n_frames: int, seed: int, motion: str = "large", subject: SubjectSpec | None = None) -> np.ndarray:
+def make_trajectory(
+    n_frames: int,
+    seed: int,
+    motion: str = "large",
+    subject: SubjectSpec | None = None,
+    reach: float = 1.0,
+    tilt: float | None = None,
+) -> np.ndarray:
     """Smooth random poses (N, 6) that keep the subject on or above the ground and in the default view.
 
     Each coordinate is a sum of three low-frequency sinusoids (in cycles per clip, so the path does
     not depend on `n_frames`); each angle also spins steadily. The height is the subject's resting
     height at that rotation plus a lift that is sometimes zero, so the subject hops, rests and slides
     on the ground. `subject` (default `SubjectSpec()`) sets the resting height; the path fits the
-    default camera for subjects no larger than the default one.
+    default camera for subjects no larger than the default one. `reach` scales the path's
+    translations (for a closer camera); with `tilt` (radians) the subject stays upright: it spins
+    about the vertical axis only and leans at most `tilt` about x and z, so its silhouette keeps
+    telling its shape.
     """
     if int(n_frames) != n_frames or n_frames < 1:
         raise InputError(f"n_frames {n_frames} must be a positive integer")
     if motion not in MOTIONS:
         raise InputError(f"motion {motion!r} is not one of {MOTIONS}")
+    if not (np.isfinite(reach) and reach > 0):
+        raise InputError(f"trajectory reach {reach} must be positive")
+    if tilt is not None and not (np.isfinite(tilt) and tilt >= 0):
+        raise InputError(f"trajectory tilt {tilt} must be a non-negative angle or None")
     subject = SubjectSpec() if subject is None else subject
     extent = _MOTION[motion]
     rng = np.random.default_rng(seed)
@@ -252,18 +283,51 @@ def make_trajectory(n_frames: int, seed: int, motion: str = "large", subject: Su
     for axis in range(3):
         start = rng.uniform(-np.pi, np.pi)
         spin = extent["spin"] * rng.uniform(-1.0, 1.0)
-        poses[:, 3 + axis] = start + spin * time + extent["wobble"] * smooth_curve()
-    poses[:, 0] = extent["half_range_xz"][0] * smooth_curve()
-    poses[:, 2] = extent["half_range_xz"][1] * smooth_curve()
-    resting = np.array([_resting_height(subject, rotation_matrix(*angles)) for angles in poses[:, 3:]])
-    lift = extent["lift"] * np.clip((smooth_curve() + 0.3) / 1.3, 0.0, 1.0)
+        if tilt is None or axis == 1:
+            poses[:, 3 + axis] = start + spin * time + extent["wobble"] * smooth_curve()
+        else:
+            poses[:, 3 + axis] = tilt * smooth_curve()
+    poses[:, 0] = reach * extent["half_range_xz"][0] * smooth_curve()
+    poses[:, 2] = reach * extent["half_range_xz"][1] * smooth_curve()
+    resting = np.array([resting_height(subject, rotation_matrix(*angles)) for angles in poses[:, 3:]])
+    lift = reach * extent["lift"] * np.clip((smooth_curve() + 0.3) / 1.3, 0.0, 1.0)
     poses[:, 1] = resting + lift
+    return poses
+
+
+def random_poses(
+    subjects: Sequence[SubjectSpec], seed: int, motion: str = "large", reach: float = 1.0, tilt: float | None = None,
+) -> np.ndarray:
+    """Independent poses (N, 6), one per subject, spread over the places and turns `make_trajectory` visits.
+
+    For still-image datasets: the same arguments as a trajectory, one random instant each (uniform
+    over the path's ranges), so stills and clips show subjects in the same places.
+    """
+    if motion not in MOTIONS:
+        raise InputError(f"motion {motion!r} is not one of {MOTIONS}")
+    if not (np.isfinite(reach) and reach > 0):
+        raise InputError(f"pose reach {reach} must be positive")
+    if tilt is not None and not (np.isfinite(tilt) and tilt >= 0):
+        raise InputError(f"pose tilt {tilt} must be a non-negative angle or None")
+    extent = _MOTION[motion]
+    rng = np.random.default_rng(seed)
+    count = len(subjects)
+    poses = np.zeros((count, 6))
+    poses[:, 3:] = rng.uniform(-np.pi, np.pi, size=(count, 3))
+    if tilt is not None:
+        poses[:, [3, 5]] = rng.uniform(-tilt, tilt, size=(count, 2))
+    poses[:, 0] = reach * extent["half_range_xz"][0] * rng.uniform(-1.0, 1.0, size=count)
+    poses[:, 2] = reach * extent["half_range_xz"][1] * rng.uniform(-1.0, 1.0, size=count)
+    lift = reach * extent["lift"] * np.clip((rng.uniform(-1.0, 1.0, size=count) + 0.3) / 1.3, 0.0, 1.0)
+    resting = [resting_height(subject, rotation_matrix(*angles)) for subject, angles in zip(subjects, poses[:, 3:])]
+    poses[:, 1] = np.asarray(resting) + lift
     return poses
 
 
 # ---------------------------------------------------------------------------------------------
 # Ray casting. Shapes live in "unit space": object space divided by the half extents, where every
 # shape fits [-1, 1]^3. A linear map keeps the ray parameter, so t stays the camera z throughout.
+# The origin is one point (3,) for all rays or one per ray (M, 3), so many stills go in one call.
 
 _CUBE_PLANES = (np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], float), np.ones(6))
 _PYRAMID_PLANES = (np.array([[0, -1, 0], [2, 1, 0], [-2, 1, 0], [0, 1, 2], [0, 1, -2]], float), np.ones(5))
@@ -272,7 +336,7 @@ _PYRAMID_PLANES = (np.array([[0, -1, 0], [2, 1, 0], [-2, 1, 0], [0, 1, 2], [0, 1
 def _intersect_planes(origin, directions, normals, offsets):
     """Entry of rays into the convex set {p : normals @ p <= offsets}; t = inf where missed."""
     along = directions @ normals.T  # (M, P)
-    start = offsets - normals @ origin  # (P,)
+    start = offsets - origin @ normals.T  # (P,) or (M, P)
     with np.errstate(divide="ignore", invalid="ignore"):
         t_plane = start / along
     entering, leaving = along < 0, along > 0
@@ -280,7 +344,7 @@ def _intersect_planes(origin, directions, normals, offsets):
     face = np.argmax(t_enter_per_plane, axis=1)
     t_enter = np.take_along_axis(t_enter_per_plane, face[:, None], axis=1)[:, 0]
     t_leave = np.where(leaving, t_plane, np.inf).min(axis=1)
-    parallel_outside = ((along == 0) & (start < 0)[None]).any(axis=1)
+    parallel_outside = ((along == 0) & (start < 0)).any(axis=1)
     hit = (t_enter <= t_leave) & (t_enter > 0) & ~parallel_outside
     return np.where(hit, t_enter, np.inf), normals[face]
 
@@ -307,10 +371,11 @@ def _nearest(candidates):
 
 def _intersect_round(shape, origin, directions):
     """Entry t and unit-space normal for the sphere, cylinder and cone (axis along y)."""
-    ox, oy, oz = origin
+    ox, oy, oz = origin.T
     dx, dy, dz = directions.T
     if shape == "sphere":
-        near, _ = _quadratic_roots((directions**2).sum(1), 2.0 * directions @ origin, origin @ origin - 1.0)
+        along = (directions * origin).sum(-1)
+        near, _ = _quadratic_roots((directions**2).sum(1), 2.0 * along, (origin * origin).sum(-1) - 1.0)
         t, _ = _nearest([near])
         return t, origin + np.where(np.isfinite(t), t, 0.0)[:, None] * directions
 
@@ -371,8 +436,17 @@ class _Background:
     ground_xz: np.ndarray  # (H, W, S, 2)
 
 
-def _background(camera: Camera, directions: np.ndarray, background_seed: int) -> _Background:
-    """Sky gradient and checkered ground whose colours are drawn from `background_seed`."""
+def _background(camera: Camera, directions: np.ndarray, background_seed: int, backdrop: Backdrop | None) -> _Background:
+    """Sky gradient and checkered ground whose colours are drawn from `background_seed`, or `backdrop`."""
+    eye = camera.centre
+    on_ground = (directions[..., 1] < 0) & (eye[1] > 0)
+    with np.errstate(divide="ignore"):
+        t_ground = np.where(on_ground, -eye[1] / directions[..., 1], np.inf)
+    ground_xz = np.where(on_ground[..., None], eye[[0, 2]] + t_ground[..., None] * directions[..., [0, 2]], np.inf)
+    if backdrop is not None:
+        colour = np.where(on_ground[..., None], backdrop.ground, backdrop.sky)
+        return _Background(colour=colour.astype(np.float32), depth=t_ground, ground_xz=ground_xz)
+
     rng = np.random.default_rng(background_seed)
     zenith = rng.uniform([0.15, 0.3, 0.55], [0.45, 0.6, 0.95])
     horizon = rng.uniform([0.65, 0.65, 0.65], [0.95, 0.92, 0.9])
@@ -380,15 +454,9 @@ def _background(camera: Camera, directions: np.ndarray, background_seed: int) ->
     ground_dark = ground_light * rng.uniform(0.55, 0.8)
     cell = rng.uniform(0.35, 0.7)
     angle = rng.uniform(0.0, np.pi / 2)
-
-    eye = camera.centre
     length = np.linalg.norm(directions, axis=-1)
     elevation = np.clip(directions[..., 1] / length, 0.0, 1.0) ** 0.6
     sky = horizon + (zenith - horizon) * elevation[..., None]
-    on_ground = (directions[..., 1] < 0) & (eye[1] > 0)
-    with np.errstate(divide="ignore"):
-        t_ground = np.where(on_ground, -eye[1] / directions[..., 1], np.inf)
-    ground_xz = np.where(on_ground[..., None], eye[[0, 2]] + t_ground[..., None] * directions[..., [0, 2]], np.inf)
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     cells = np.where(on_ground[..., None], ground_xz, 0.0) @ (rotation.T / cell)
     ground = ground_dark + (ground_light - ground_dark) * _checker(cells)[..., None]
@@ -454,17 +522,22 @@ def _contact_shadow(ground_xz: np.ndarray, centre: np.ndarray, clearance: float,
     return 1.0 - strength * np.exp(-distance2 / (2.0 * spread**2))
 
 
-def render_clip(
-    subject: SubjectSpec,
-    poses: np.ndarray,
-    height: int,
-    width: int,
-    camera: Camera | None = None,
-    background_seed: int = 0,
-    supersample: int = 3,
-) -> RenderedClip:
-    """Render `subject` at each pose (N, 6) over the ground and sky; frames plus exact truth."""
-    poses = np.asarray(poses, dtype=np.float64)
+@dataclass(frozen=True)
+class _View:
+    """What every frame seen by one camera shares: its rays and the empty scene they meet."""
+
+    camera: Camera
+    directions: np.ndarray  # (H, W, S, 3)
+    background: _Background
+    empty: np.ndarray  # (H, W, 3) float32 colour of the empty scene
+    shadow: bool  # whether the subject darkens the ground under it
+
+
+def _view(
+    poses: np.ndarray, height: int, width: int, camera: Camera | None, background_seed: int,
+    backdrop: Backdrop | None, supersample: int,
+) -> _View:
+    """Check the render inputs and prepare the rays and background they share."""
     if poses.ndim != 2 or poses.shape[1] != 6 or len(poses) == 0 or not np.all(np.isfinite(poses)):
         raise InputError(f"poses must be a finite (N, 6) array with N >= 1, got shape {poses.shape}")
     if height % 8 or width % 8 or height < 8 or width < 8:
@@ -474,11 +547,30 @@ def render_clip(
     camera = default_camera(width, height) if camera is None else camera
     if (camera.width, camera.height) != (width, height):
         raise InputError(f"camera size {camera.width}x{camera.height} differs from the frame size {width}x{height}")
-
     directions = _ray_directions(camera, int(supersample))
+    background = _background(camera, directions, background_seed, backdrop)
+    empty = background.colour.mean(axis=2)
+    return _View(camera=camera, directions=directions, background=background, empty=empty, shadow=backdrop is None)
+
+
+_SHADOW_SQUARE = np.array([[-2.0, 0.0, -2.0], [-2.0, 0.0, 2.0], [2.0, 0.0, -2.0], [2.0, 0.0, 2.0]])
+
+
+def render_clip(
+    subject: SubjectSpec,
+    poses: np.ndarray,
+    height: int,
+    width: int,
+    camera: Camera | None = None,
+    background_seed: int = 0,
+    supersample: int = 3,
+    backdrop: Backdrop | None = None,
+) -> RenderedClip:
+    """Render `subject` at each pose (N, 6) over the ground and sky (or `backdrop`); frames plus exact truth."""
+    poses = np.asarray(poses, dtype=np.float64)
+    view = _view(poses, height, width, camera, background_seed, backdrop, supersample)
+    camera, directions, background = view.camera, view.directions, view.background
     eye = camera.centre
-    background = _background(camera, directions, background_seed)
-    background_frame = background.colour.mean(axis=2)
     background_depth = background.depth[:, :, 0]  # the sample nearest the pixel centre
 
     n_frames = len(poses)
@@ -488,21 +580,24 @@ def render_clip(
     object_coords = np.full((n_frames, height, width, 3), np.nan, np.float32)
     half = subject.half_extents
     radius = subject.bounding_radius
-    shadow_square = np.array([[-2.0, 0.0, -2.0], [-2.0, 0.0, 2.0], [2.0, 0.0, -2.0], [2.0, 0.0, 2.0]]) * radius
     for index in tqdm(range(n_frames), desc="render", unit="frame", leave=False, disable=n_frames < 32):
-        colour = background_frame.copy()
+        colour = view.empty.copy()
         depth[index] = background_depth
         object_to_world = pose_matrix(poses[index])
         rotation, translation = object_to_world[:3, :3], object_to_world[:3, 3]
         subject_window = _pixel_window(_CORNERS * half @ rotation.T + translation, camera)
-        shadow_window = _pixel_window(shadow_square + translation * [1.0, 0.0, 1.0], camera)
-        window = _union(subject_window, shadow_window)
+        window = subject_window
+        if view.shadow:
+            shadow_window = _pixel_window(_SHADOW_SQUARE * radius + translation * [1.0, 0.0, 1.0], camera)
+            window = _union(subject_window, shadow_window)
         if window is None:
             frames[index] = np.round(np.clip(colour, 0.0, 1.0) * 255.0).astype(np.uint8)
             continue
-        clearance = translation[1] - _resting_height(subject, rotation)
-        shadow = _contact_shadow(background.ground_xz[window], translation, clearance, radius)
-        samples = background.colour[window] * shadow[..., None].astype(np.float32)
+        samples = background.colour[window].copy()
+        if view.shadow:
+            clearance = translation[1] - resting_height(subject, rotation)
+            shadow = _contact_shadow(background.ground_xz[window], translation, clearance, radius)
+            samples *= shadow[..., None].astype(np.float32)
         if subject_window is not None:
             shape = directions[subject_window].shape[:3]
             unit_origin = (rotation.T @ (eye - translation)) / half
@@ -533,6 +628,74 @@ def render_clip(
         frames=frames, depth=depth, mask=mask, coverage=coverage, object_coords=object_coords,
         gradient=gradient, poses=poses.copy(), camera=camera, subject=subject,
     )
+
+
+def render_empty(
+    height: int, width: int, camera: Camera | None = None, background_seed: int = 0, supersample: int = 3,
+    backdrop: Backdrop | None = None,
+) -> np.ndarray:
+    """The scene without its subject, uint8 (H, W, 3); over a backdrop (no shadow) frames show exactly this off it."""
+    view = _view(np.zeros((1, 6)), height, width, camera, background_seed, backdrop, supersample)
+    return np.round(np.clip(view.empty, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def render_stills(
+    subjects: Sequence[SubjectSpec],
+    poses: np.ndarray,
+    height: int,
+    width: int,
+    backdrop: Backdrop,
+    camera: Camera | None = None,
+    supersample: int = 3,
+    chunk: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames uint8 (N,H,W,3) and masks bool (N,H,W) of one subject per pose, as `render_clip` draws them.
+
+    For image datasets, far faster than one frame at a time: stills of one shape are ray cast
+    `chunk` at a time, only the rays that pass within the subject's bounding sphere. Only over a
+    `backdrop`, which takes no shadow.
+    """
+    poses = np.asarray(poses, dtype=np.float64)
+    if len(subjects) != len(poses):
+        raise InputError(f"render_stills got {len(subjects)} subjects for {len(poses)} poses")
+    if int(chunk) != chunk or chunk < 1:
+        raise InputError(f"render_stills chunk {chunk} must be a positive integer")
+    view = _view(poses, height, width, camera, 0, backdrop, supersample)
+    directions = view.directions.reshape(-1, 3)
+    unit_view = directions / np.linalg.norm(directions, axis=1, keepdims=True)
+    background_colour = view.background.colour.reshape(-1, 3)
+    background_depth = view.background.depth.reshape(-1)
+    eye = view.camera.centre
+    frames = np.empty((len(poses), height, width, 3), np.uint8)
+    masks = np.empty((len(poses), height, width), bool)
+    shapes = np.array([subject.shape for subject in subjects])
+    groups = [np.flatnonzero(shapes == shape) for shape in SHAPES]
+    groups = [group[at : at + int(chunk)] for group in groups for at in range(0, len(group), int(chunk))]
+    for group in tqdm(groups, desc="render", unit="chunk", leave=False, disable=len(groups) < 64):
+        rotations = np.stack([pose_matrix(poses[index])[:3, :3] for index in group])
+        half = np.stack([subjects[index].half_extents for index in group])
+        radius = np.linalg.norm(half, axis=1)
+        offsets = poses[group, :3] - eye
+        along = offsets @ unit_view.T  # (n, rays) distance along each ray to the point nearest the centre
+        near = ((offsets**2).sum(1)[:, None] - along**2 <= (radius[:, None] * 1.001) ** 2) & (along > -radius[:, None])
+        image, ray = np.nonzero(near)
+        unit_origins = (np.swapaxes(rotations, 1, 2) @ -offsets[..., None])[..., 0] / half
+        unit_directions = np.einsum("mj,mji->mi", directions[ray], rotations[image]) / half[image]
+        t, unit_normals = _intersect_subject(shapes[group[0]], unit_origins[image], unit_directions)
+        hit = t < background_depth[ray]
+        image, ray, unit_normals = image[hit], ray[hit], unit_normals[hit]
+        unit_points = unit_origins[image] + t[hit, None] * unit_directions[hit]
+        samples = np.tile(background_colour, (len(group), 1, 1))
+        covered = np.zeros((len(group), len(directions)), bool)
+        covered[image, ray] = True
+        bounds = np.searchsorted(image, np.arange(len(group) + 1))  # hits come sorted by image
+        for row, index in enumerate(group):
+            mine = slice(bounds[row], bounds[row + 1])
+            samples[row, ray[mine]] = _shade(subjects[index], unit_points[mine], unit_normals[mine], rotations[row])
+        samples = samples.reshape(len(group), height, width, -1, 3)
+        frames[group] = np.round(np.clip(samples.mean(axis=3), 0.0, 1.0) * 255.0).astype(np.uint8)
+        masks[group] = covered.reshape(len(group), height, width, -1).mean(axis=3) >= 0.5
+    return frames, masks
 
 
 def true_matches(clip: RenderedClip, reference: int = 0) -> np.ndarray:

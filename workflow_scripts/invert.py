@@ -3,10 +3,11 @@ import torch
 
 from vidmp3.editing import invert_job
 from vidmp3.logs import log_to
+from vidmp3.timing import record_time
 
 torch.set_num_threads(snakemake.threads)
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0]), record_time(snakemake.output.timing):
     settings = snakemake.params.settings
     invert_job(
         frames=snakemake.input.frames,

@@ -1,8 +1,9 @@
 import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # vidmp3 from this checkout (also under --sdm conda)
 from vidmp3.logs import log_to
+from vidmp3.timing import record_time
 from vidmp3.priors.stages import depth_stage
 
-with log_to(snakemake.log[0]):
+with log_to(snakemake.log[0]), record_time(snakemake.output.timing):
     prior = snakemake.params.prior
     depth_stage(
         frames=snakemake.input.frames,

@@ -10,6 +10,7 @@ then load exactly like real weights.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from vidmp3.errors import InputError
+from vidmp3.model.codec import PixelUnshuffleCodec
 from vidmp3.model.tiny import TINY_FAMILIES
 from vidmp3.model.video_unet import build_video_unet
 
@@ -34,9 +36,13 @@ class Preset:
     motion_adapter: str | None
 
 
+TOYWORLD_WEIGHTS = Path(__file__).resolve().parent.parent / "toyworld" / "weights"
+"""ToyWorld's pretrained weights, shipped with the package (rebuilt by `make toyworld-weights`)."""
+
 PRESETS = {
     "tiny": Preset("sd15", None, None),
     "tiny-sdxl": Preset("sdxl", None, None),
+    "toyworld": Preset("sd15", str(TOYWORLD_WEIGHTS / "base"), str(TOYWORLD_WEIGHTS / "motion_adapter")),
     "sd15": Preset("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "guoyww/animatediff-motion-adapter-v1-5"),
     "sdxl": Preset("sdxl", "stabilityai/stable-diffusion-xl-base-1.0", "guoyww/animatediff-motion-adapter-sdxl-beta"),
 }
@@ -58,6 +64,9 @@ _REQUIRED_FILES = {
     "motion_adapter": ("config.json", "*.safetensors"),
 }
 
+CODECS = {"AutoencoderKL": AutoencoderKL, "PixelUnshuffleCodec": PixelUnshuffleCodec}
+"""What a base model's `vae/` may hold (its config's `_class_name`): a VAE, or ToyWorld's exact codec."""
+
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -75,6 +84,8 @@ class ModelSpec:
         source = getattr(self, component)
         if self.preset in TINY_FAMILIES:
             return f"snakemake --cores 1 {Path(source).parent}"
+        if self.preset == "toyworld" and source == getattr(PRESETS["toyworld"], component):
+            return "make toyworld-weights"
         if _HUB_ID.match(source) and not Path(source).exists():
             if component == "base":
                 includes = " ".join(f'--include "{name}/*"' for name in BASE_COMPONENTS[self.family])
@@ -130,9 +141,11 @@ def _resolve_folder(spec: ModelSpec, component: str) -> Path:
     raise InputError(f"model {component} folder {source} does not exist; get it with: {spec.fetch_command(component)}")
 
 
-def _check_files(spec: ModelSpec, component: str, path: Path, kind: str) -> None:
-    """Fail before loading when a component's config or safetensors weights are missing."""
-    for pattern in _REQUIRED_FILES[kind]:
+def _check_files(
+    spec: ModelSpec, component: str, path: Path, kind: str, patterns: tuple[str, ...] | None = None
+) -> None:
+    """Fail before loading when a component's config or safetensors weights (or `patterns`) are missing."""
+    for pattern in patterns or _REQUIRED_FILES[kind]:
         if not any(path.glob(pattern)):
             raise InputError(
                 f"model {component}: {path} has no {pattern} (missing or incomplete {kind}); "
@@ -140,10 +153,22 @@ def _check_files(spec: ModelSpec, component: str, path: Path, kind: str) -> None
             )
 
 
+def codec_class(spec: ModelSpec, vae_folder: Path) -> type[AutoencoderKL] | type[PixelUnshuffleCodec]:
+    """The class named by `vae/config.json`."""
+    name = json.loads((vae_folder / "config.json").read_text()).get("_class_name")
+    if name not in CODECS:
+        raise InputError(f"model base {spec.base}: vae/config.json names class {name!r}; expected one of {sorted(CODECS)}")
+    return CODECS[name]
+
+
 def check_model_files(spec: ModelSpec) -> tuple[Path, Path]:
     """Resolve and check every component of `spec`; return the base and motion adapter folders."""
     base = _resolve_folder(spec, "base")
     for subfolder in BASE_COMPONENTS[spec.family]:
+        if subfolder == "vae":
+            _check_files(spec, "base", base / "vae", "vae", patterns=("config.json",))
+            if codec_class(spec, base / "vae") is PixelUnshuffleCodec:
+                continue  # no weights
         _check_files(spec, "base", base / subfolder, subfolder)
     adapter = _resolve_folder(spec, "motion_adapter")
     _check_files(spec, "motion_adapter", adapter, "motion_adapter")
@@ -171,7 +196,7 @@ class Components:
 
     spec: ModelSpec
     unet: UNetMotionModel
-    vae: AutoencoderKL
+    vae: AutoencoderKL | PixelUnshuffleCodec
     text_encoder: CLIPTextModel
     tokenizer: CLIPTokenizer
     text_encoder_2: CLIPTextModelWithProjection | None
@@ -208,8 +233,8 @@ class Components:
 
     @torch.no_grad()
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
-        """uint8 frames (N, H, W, 3) -> scaled latents (1, C, N, H/8, W/8) in the UNet's dtype, the VAE
-        posterior mean (deterministic, so it is computed once per video)."""
+        """uint8 frames (N, H, W, 3) -> scaled latents (1, C, N, H/f, W/f) in the UNet's dtype (f: 8 for the
+        VAEs, 2 for ToyWorld's codec), the posterior mean (deterministic, so it is computed once per video)."""
         pixels = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
         pixels = pixels.permute(0, 3, 1, 2).to(self.vae.dtype) / 127.5 - 1.0
         latents = self.vae.encode(pixels).latent_dist.mean * self.vae.config.scaling_factor
@@ -217,7 +242,7 @@ class Components:
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
-        """Scaled latents (1, C, N, h, w) -> uint8 frames (N, 8h, 8w, 3)."""
+        """Scaled latents (1, C, N, h, w) -> uint8 frames (N, f·h, f·w, 3)."""
         frames = latents[0].permute(1, 0, 2, 3) / self.vae.config.scaling_factor
         pixels = self.vae.decode(frames.to(self.vae.dtype)).sample
         pixels = ((pixels.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -236,9 +261,13 @@ def load_components(spec: ModelSpec, device: str | torch.device, dtype: torch.dt
         raise InputError(f"model base {spec.base}: its UNet is not {spec.family}-shaped (preset {spec.preset!r})")
     motion_adapter = MotionAdapter.from_pretrained(adapter_folder, **load)
     unet = build_video_unet(unet2d, motion_adapter, where=f"model motion_adapter {spec.motion_adapter}")
-    vae = AutoencoderKL.from_pretrained(base, subfolder="vae", **load)
-    if dtype == torch.float16 and vae.config.force_upcast:
-        vae.to(torch.float32)  # SDXL's VAE overflows in float16, as the diffusers pipelines know
+    codec = codec_class(spec, base / "vae")
+    if codec is PixelUnshuffleCodec:
+        vae = codec.from_config(codec.load_config(base, subfolder="vae"))  # exact in float32, whatever dtype
+    else:
+        vae = AutoencoderKL.from_pretrained(base, subfolder="vae", **load)
+        if dtype == torch.float16 and vae.config.force_upcast:
+            vae.to(torch.float32)  # SDXL's VAE overflows in float16, as the diffusers pipelines know
     components = Components(
         spec=spec,
         unet=unet,

@@ -21,7 +21,13 @@ from vidmp3.priors import CORR_BACKENDS, DEPTH_BACKENDS, LEARNED_BACKENDS, MASK_
 PRIORS = {"corr": CORR_BACKENDS, "mask": MASK_BACKENDS, "depth": DEPTH_BACKENDS}
 OFFLINE_BACKENDS = {"corr": "flow", "mask": "given", "depth": "mask-area"}
 PAPER_BACKENDS = {"corr": "sd-dino", "mask": "given", "depth": "depth-anything-v2"}
-PRESET_BACKENDS = {"tiny": OFFLINE_BACKENDS, "tiny-sdxl": OFFLINE_BACKENDS, "sd15": PAPER_BACKENDS, "sdxl": PAPER_BACKENDS}
+PRESET_BACKENDS = {
+    "tiny": OFFLINE_BACKENDS,
+    "tiny-sdxl": OFFLINE_BACKENDS,
+    "toyworld": OFFLINE_BACKENDS,
+    "sd15": PAPER_BACKENDS,
+    "sdxl": PAPER_BACKENDS,
+}
 RENDERED_SOURCE = re.compile(r"^results/clips/(?P<clip>[a-z0-9][a-z0-9-]*)/video\.mp4$")
 
 
@@ -54,13 +60,18 @@ def prior_params(prior: str, row: pd.Series, config: dict[str, Any]) -> dict[str
     return params
 
 
-def rendered_truth(row: pd.Series, clips: dict[str, Any]) -> str:
+def rendered_clips(config: dict[str, Any]) -> set[str]:
+    """Ids of the clips the workflow renders (with their truth): `render: clips:` and `toyworld: clips:`."""
+    return set(config["render"]["clips"]) | set(config["toyworld"]["clips"])
+
+
+def rendered_truth(row: pd.Series, clips: set[str]) -> str:
     """The truth zarr of the rendered clip a video comes from (for the `render` backends)."""
     match = RENDERED_SOURCE.match(row["source"])
     if match is None or match["clip"] not in clips:
         raise InputError(
             f"video {row.name}: backend 'render' needs a rendered clip (source results/clips/{{clip}}/video.mp4 "
-            f"with the clip under render: clips:), but its source is {row['source']}"
+            f"with the clip under render: clips: or toyworld: clips:), but its source is {row['source']}"
         )
     return f"results/clips/{match['clip']}/truth.zarr"
 
@@ -78,5 +89,5 @@ def prior_inputs(prior: str, row: pd.Series, config: dict[str, Any]) -> dict[str
         return inputs
     inputs["mask"] = f"{group}/mask"
     if backend == "render":
-        inputs["truth"] = rendered_truth(row, config["render"]["clips"])
+        inputs["truth"] = rendered_truth(row, rendered_clips(config))
     return inputs

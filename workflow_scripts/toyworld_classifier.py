@@ -1,0 +1,9 @@
+import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # vidmp3 from this checkout (also under --sdm conda)
+import torch
+
+from vidmp3.logs import log_to
+from vidmp3.toyworld.classifier import train_classifier
+
+torch.set_num_threads(snakemake.threads)
+with log_to(snakemake.log[0]):
+    train_classifier(out_dir=snakemake.output.classifier, **snakemake.params.settings)
