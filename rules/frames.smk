@@ -30,6 +30,7 @@ rule given_masks:
         "results/logs/given_masks/{video}.log",
     benchmark:
         "results/benchmarks/given_masks/{video}.tsv"
+    priority: PRIORS_PRIORITY
     resources:
         mem_mb=1000,
     conda:

@@ -16,6 +16,7 @@ rule priors_mask:
         prior=priors_mask_params,
     log:
         "results/logs/priors_mask/{video}.log",
+    priority: PRIORS_PRIORITY
     resources:
         mem_mb=4000,
     conda:
@@ -35,6 +36,7 @@ rule priors_corr:
         prior=priors_corr_params,
     log:
         "results/logs/priors_corr/{video}.log",
+    priority: PRIORS_PRIORITY
     resources:
         mem_mb=8000,
     conda:
@@ -54,6 +56,7 @@ rule priors_depth:
         prior=priors_depth_params,
     log:
         "results/logs/priors_depth/{video}.log",
+    priority: PRIORS_PRIORITY
     resources:
         mem_mb=4000,
     conda:
@@ -81,6 +84,7 @@ rule priors_guide:
         "results/logs/priors_guide/{video}.log",
     benchmark:
         "results/benchmarks/priors_guide/{video}.tsv"
+    priority: PRIORS_PRIORITY
     resources:
         mem_mb=2000,
     conda:

@@ -8,6 +8,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+CACHED_RULES = ("priors_mask", "priors_corr", "priors_depth", "finetune", "invert")
+"""The per-video stages README's `--cache` names (they record their own timing instead of `benchmark:`)."""
+
+SMALL_CONFIG = {
+    "videos": "config/videos.tsv",
+    "edits": "config/edits.tsv",
+    "methods": ["vidmp3"],
+    "model": {"preset": "tiny"},
+    "finetune": {"steps": 2, "motion_guide_hidden": 8},
+    "inversion": {"steps": 2},
+    "editing": {"steps": 2},
+}
+"""One method on the tiny preset with two steps per stage: the cache and Slurm runs."""
+
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]

@@ -10,21 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from snakemake_runs import planned_jobs, snakemake, write_folder_clip, write_small_config
+from snakemake_runs import CACHED_RULES, SMALL_CONFIG, planned_jobs, snakemake, write_folder_clip, write_small_config
 
 pytestmark = pytest.mark.workflow
 
-CACHED_RULES = ("priors_mask", "priors_corr", "priors_depth", "finetune", "invert")
 TARGET = "results/latents/vidmp3/folder"
-CONFIG = {
-    "videos": "config/videos.tsv",
-    "edits": "config/edits.tsv",
-    "methods": ["vidmp3"],
-    "model": {"preset": "tiny"},
-    "finetune": {"steps": 2, "motion_guide_hidden": 8},
-    "inversion": {"steps": 2},
-    "editing": {"steps": 2},
-}
 # output (relative to results/) and benchmark file of each cached job of TARGET
 CACHED_OUTPUTS = {
     "priors_mask": ("priors/folder.zarr/mask", "priors_mask/folder.tsv"),
@@ -50,7 +40,7 @@ def new_workflow(root: Path, name: str) -> Path:
     write_folder_clip(workdir)
     write_small_config(
         workdir,
-        CONFIG,
+        SMALL_CONFIG,
         ["folder\tclips/folder\tclips/folder-masks\ta square\tobject\tsmall\t1\t3\t2\t48x32\tnone"],
         ["folder\tcircle\ta circle\tstructure"],
     )

@@ -138,6 +138,7 @@ def test_a_failing_stage_leaves_nothing(group, tmp_path):
 CONFIG = {
     "priors": {"corr": "", "mask": "", "depth": "", "flow": {"method": "dis"}, "mask2former": {"weights": "x"}},
     "render": {"clips": {"toy": {}}},
+    "toyworld": {"clips": {"red-cube": {}}},
     "model": {"preset": "tiny"},
 }
 
@@ -161,6 +162,8 @@ def test_settings_take_the_sheet_cell_over_the_config_over_the_preset_and_only_t
         "frames": "results/priors/toy.zarr/frames", "mask": "results/priors/toy.zarr/mask",
         "truth": "results/clips/toy/truth.zarr",
     }
+    toyworld = row(source="results/clips/red-cube/video.mp4", depth_backend="render")
+    assert prior_inputs("depth", toyworld, CONFIG)["truth"] == "results/clips/red-cube/truth.zarr"
 
 
 def test_settings_errors_name_the_video_and_the_column():

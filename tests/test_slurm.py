@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from snakemake_runs import REPO, write_folder_clip, write_small_config
+from snakemake_runs import CACHED_RULES, REPO, SMALL_CONFIG, write_folder_clip, write_small_config
 
 pytestmark = pytest.mark.workflow
 
@@ -29,16 +29,6 @@ SLURM_DIR = Path(os.environ.get("VIDMP3_SLURM_DIR", "/tmp/vidmp3-slurm"))
 SLURM_CONF = SLURM_DIR / "slurm.conf"
 PROFILE = REPO / "profiles" / "slurm"
 TIMEOUT_S = 900  # hard limit (SIGKILL) on the whole Snakemake run; it takes 4–6 minutes
-CACHED_RULES = ("priors_mask", "priors_corr", "priors_depth", "finetune", "invert")
-CONFIG = {
-    "videos": "config/videos.tsv",
-    "edits": "config/edits.tsv",
-    "methods": ["vidmp3"],
-    "model": {"preset": "tiny"},
-    "finetune": {"steps": 2, "motion_guide_hidden": 8},
-    "inversion": {"steps": 2},
-    "editing": {"steps": 2},
-}
 
 
 def slurm_env() -> dict[str, str]:
@@ -97,7 +87,7 @@ def run(cluster, tmp_path_factory):
     write_folder_clip(workdir)
     write_small_config(
         workdir,
-        CONFIG,
+        SMALL_CONFIG,
         ["folder\tclips/folder\tclips/folder-masks\ta square\tobject\tsmall\t1\t3\t2\t48x32\tnone"],
         ["folder\tcircle\ta circle\tstructure"],
     )

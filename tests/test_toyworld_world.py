@@ -9,11 +9,14 @@ from transformers import CLIPTokenizer
 
 from vidmp3 import synthetic
 from vidmp3.errors import InputError
+from vidmp3.frames import read_video
+from vidmp3.synthetic import read_truth
 from vidmp3.toyworld import world
 from vidmp3.toyworld.text import MAX_TOKENS, WORDS, toyworld_tokenizer
 from vidmp3.toyworld.world import (
     CLIP_FRAMES,
     COLOURS,
+    HELD_OUT_SEED,
     IMAGE_SIZE,
     SHAPES,
     background,
@@ -23,6 +26,7 @@ from vidmp3.toyworld.world import (
     render_toy_clip,
     segment,
     subject_spec,
+    write_toy_clip,
 )
 
 CAPTIONS = [(shape, colour) for shape in SHAPES for colour in COLOURS]
@@ -173,3 +177,17 @@ def test_every_caption_is_start_a_colour_shape_end(tokenizer, tmp_path):
             assert tok.decode(ids, skip_special_tokens=True) == text
     assert tokenizer.pad_token_id == tokenizer.eos_token_id
     assert len(loaded) == len(tokenizer)
+
+
+def test_a_configured_clip_is_written_like_a_real_clip(tmp_path):
+    spec = {"shape": "cone", "colour": "blue", "seed": HELD_OUT_SEED + 5, "motion": "large", "frames": 12, "fps": 24}
+    write_toy_clip(spec, tmp_path / "video.mp4", tmp_path / "masks", tmp_path / "truth.zarr")
+    truth = read_truth(tmp_path / "truth.zarr")
+    assert truth.frames.shape == (12, IMAGE_SIZE, IMAGE_SIZE, 3) and truth.subject.shape == "cone"
+    assert len(list((tmp_path / "masks").iterdir())) == 12
+    frames, _, count = read_video(tmp_path / "video.mp4", list(range(12)))
+    assert count == 12
+    assert frames.shape == (12, IMAGE_SIZE, IMAGE_SIZE, 3)
+    with pytest.raises(InputError, match="below 1000000: pretraining has seen it"):
+        write_toy_clip(dict(spec, seed=7), tmp_path / "again.mp4", tmp_path / "m2", tmp_path / "t2.zarr")
+    assert not (tmp_path / "again.mp4").exists()

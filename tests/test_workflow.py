@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -172,6 +173,26 @@ def test_bad_config_stops_at_parse_time(tmp_path):
     result = snakemake(tmp_path, "-n", check=False)
     assert result.returncode != 0
     assert "videos.tsv, line 2: video: '../escape' does not match" in result.stderr + result.stdout
+
+
+def test_the_default_demo_edits_a_toyworld_clip_with_the_shipped_weights(tmp_path):
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    jobs = planned_jobs(tmp_path)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    edits = len((REPO / "config" / "edits.tsv").read_text().splitlines()) - 1
+    methods = len(config["methods"])
+    assert config["model"]["preset"] == "toyworld" and "tiny_model" not in jobs
+    assert jobs["toyworld_clip"] == len(config["toyworld"]["clips"]) and "render_clip" not in jobs
+    assert jobs["edit"] == jobs["evaluate"] == methods * edits
+    assert "toyworld_image" not in jobs and "toyworld_benchmark" not in jobs  # shipped, and a target of its own
+
+
+def test_a_clip_id_under_both_render_and_toyworld_stops_at_parse_time(tmp_path):
+    config = dict(TINY_CONFIG, toyworld={"clips": {"toy": {"shape": "cone"}}})
+    write_sheets(tmp_path, [], [], config)
+    result = snakemake(tmp_path, "-n", check=False)
+    assert result.returncode != 0
+    assert "clip ids ['toy'] are under both render: clips: and toyworld: clips:" in result.stderr + result.stdout
 
 
 def test_lint_is_clean():

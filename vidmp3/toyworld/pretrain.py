@@ -49,6 +49,7 @@ from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
 from vidmp3.model.codec import PixelUnshuffleCodec
 from vidmp3.model.presets import TextConditioning
+from vidmp3.model.tiny import tiny_scheduler
 from vidmp3.model.video_unet import build_video_unet
 from vidmp3.toyworld import world
 from vidmp3.toyworld.classifier import classify, load_classifier
@@ -123,16 +124,7 @@ def toyworld_motion_adapter() -> MotionAdapter:
 
 def toyworld_scheduler() -> DDIMScheduler:
     """SD-1.5's noise schedule; the UNet predicts the clean latent."""
-    return DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type="sample",
-    )
+    return DDIMScheduler.from_config(tiny_scheduler().config, prediction_type="sample")
 
 
 def toyworld_codec() -> PixelUnshuffleCodec:
