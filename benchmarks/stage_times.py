@@ -1,8 +1,8 @@
 """Time every stage for one 16-frame clip: `python benchmarks/stage_times.py` prints a table.
 
 Stages as the workflow runs them (the same vidmp3 calls as workflow_scripts/): frames, priors
-(offline backends), fine-tuning, inversion, the first edit and each further edit, beside the
-paper's A100 numbers. Default: the tiny preset on the CPU at 64x64. `--preset sd15 --device cuda
+(offline backends), the merged video model, fine-tuning, the edit job's load and inversion, the
+first edit and each further edit (one load serves them all), beside the paper's A100 numbers. Default: the tiny preset on the CPU at 64x64. `--preset sd15 --device cuda
 --size 512` times full-size SD-1.5 + AnimateDiff (random weights of the real shapes when none are
 cached; see finetune_speed.py).
 """
@@ -17,13 +17,14 @@ from pathlib import Path
 import torch
 from finetune_speed import resolve_spec
 
-from vidmp3.editing import edit_job, invert_job
+from vidmp3.editing import EditSettings, SourcePriors, edit_video
 from vidmp3.finetune import FinetuneConfig, finetune_video
+from vidmp3.model.presets import DTYPES, write_video_unet
 from vidmp3.frames import ingest_frames, ingest_masks
 from vidmp3.priors.stages import corr_stage, depth_stage, guide_stage, mask_stage
 from vidmp3.synthetic import SubjectSpec, make_trajectory, render_clip, write_clip
 
-PAPER_A100_SECONDS = {"frames + priors": 100, "fine-tune": 180, "inversion": 30, "first edit": 30}
+PAPER_A100_SECONDS = {"frames + priors": 100, "fine-tune": 180, "load + inversion": 30, "first edit": 30}
 
 
 def main() -> None:
@@ -66,16 +67,19 @@ def main() -> None:
             guide_stage(group / "frames", group / "corr", group / "depth", group / "mask", group / "guide", group / "alpha", work / "priors.png")
 
         timed("frames + priors", frames_and_priors)
+        timed("video model", write_video_unet, spec, DTYPES[args.dtype], work / "video")
         config = FinetuneConfig(steps=args.finetune_steps, device=args.device, precision={"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[args.dtype])
-        timed("fine-tune", finetune_video, group, "a cube moving over a field", spec, config, work / "weights")
-        priors = {name: group / name for name in ("corr", "depth", "alpha")}
-        timed("inversion", invert_job, group / "frames", work / "weights", priors, "a cube moving over a field", args.steps, args.device, args.dtype, work / "latents")
-        settings = {"negative_prompt": "", "guidance_scale": 7.5, "steps": args.steps, "folder_fps": 24, "device": args.device, "dtype": args.dtype}
-        for index in range(args.edits):
-            stage = "first edit" if index == 0 else f"edit {index + 1}"
-            prompt = ["a blue sphere", "a red cone", "a green cylinder", "a yellow pyramid"][index % 4] + " moving over a field"
-            timed(stage, edit_job, group / "frames", work / "weights", work / "latents", priors, {"prompt": prompt, **settings},
-                  work / f"edit{index}.mp4", work / f"edit{index}.png", prompt)
+        timed("fine-tune", finetune_video, group, "a cube moving over a field", spec, config, work / "weights", video_unet=work / "video")
+        priors = SourcePriors.read(*(group / name for name in ("corr", "depth", "alpha")))
+        settings = EditSettings(args.steps, args.steps, 7.5, "", args.device, args.dtype)
+        prompts = ["a blue sphere", "a red cone", "a green cylinder", "a yellow pyramid"]
+        edits = {f"edit{index}": prompts[index % 4] + " moving over a field" for index in range(args.edits)}
+        start = time.perf_counter()
+        _, _, seconds = edit_video(work / "weights", work / "video", priors, "a cube moving over a field", edits, settings)
+        total = time.perf_counter() - start
+        times["load + inversion"] = total - sum(seconds.values())
+        for index, edit_seconds in enumerate(seconds.values()):
+            times["first edit" if index == 0 else f"edit {index + 1}"] = edit_seconds
 
     print(f"\n{args.frames} frames at {args.size}x{args.size}, preset {args.preset} ({origin}), {args.device}, {args.dtype}, "
           f"fine-tune {args.finetune_steps} steps, {args.steps} DDIM steps, torch threads {args.threads}\n")
@@ -84,7 +88,7 @@ def main() -> None:
     for stage, seconds in times.items():
         paper = PAPER_A100_SECONDS.get(stage)
         print(f"| {stage:<16} | {seconds:8.1f} | {paper if paper is not None else '':>15} |")
-    first = times["fine-tune"] + times["inversion"] + times["first edit"]
+    first = times["fine-tune"] + times["load + inversion"] + times["first edit"]
     print(f"\nfine-tune + inversion + first edit: {first:.1f} s (paper ≈240 s on an A100)")
     if args.device.startswith("cuda"):
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")

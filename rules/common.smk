@@ -8,6 +8,7 @@ sys.path.insert(0, workflow.basedir)  # import vidmp3 from this checkout even wi
 from vidmp3.cache_keys import check_cache_location, hash_folder_inputs
 from vidmp3.config import ID_PATTERN, load_config, load_edits, load_videos, parse_size
 from vidmp3.methods import METHODS as METHOD_TABLE
+from vidmp3.precision import video_model_dtype
 from vidmp3.prefetch import prior_models
 from vidmp3.priors.settings import (
     RENDERED_SOURCE,
@@ -125,6 +126,10 @@ wildcard_constraints:
     preset="|".join(TINY_PRESETS),
 
 
+PRODUCT_METHOD = "vidmp3"
+"""The method whose edits are the user's results (results/edits/<video>_<concept>.mp4); the others are
+comparisons under results/methods/<method>/."""
+
 SHIPPED_PRESETS = {"toyworld": f"{workflow.basedir}/vidmp3/toyworld/weights"}
 """Presets whose weights are part of the checkout (vidmp3.model.presets.TOYWORLD_WEIGHTS)."""
 
@@ -163,8 +168,32 @@ def guide_priors(wildcards):
     return {"corr": f"{group}/corr", "depth": f"{group}/depth", "alpha": f"{group}/alpha"}
 
 
+VIDEO_MODEL = "results/models/video"
+"""The merged video UNet (written by video_model): built once per config, read by every model job."""
+
+GPUS = 1 if config["device"].split(":")[0] == "cuda" else 0
+"""GPUs a model job takes (`resources: gpu`): a local run honours it with `--resources gpu=N`, the
+Slurm profile turns it into --gpus. CPU runs take none."""
+
+MODEL_THREADS = 4 if GPUS else 1
+"""CPU threads of a model job: on a GPU node a few feed the card; on CPUs one thread per job is
+fastest for the small models (measured: two threads did not speed up ToyWorld's jobs on 2 cores)."""
+
+
+def video_model_params(wildcards):
+    return {
+        "model": model_params(wildcards),
+        "dtype": video_model_dtype(config["device"], config["dtype"], config["finetune"]["precision"]),
+    }
+
+
 def finetune_input(wildcards):
-    return {"frames": f"results/priors/{wildcards.video}.zarr/frames", **model_input(wildcards), **guide_priors(wildcards)}
+    return {
+        "frames": f"results/priors/{wildcards.video}.zarr/frames",
+        "video_unet": VIDEO_MODEL,
+        **model_input(wildcards),
+        **guide_priors(wildcards),
+    }
 
 
 def finetune_params(wildcards):
@@ -188,15 +217,6 @@ def video_prompt(wildcards):
     return video_row(wildcards)["prompt"]
 
 
-def invert_input(wildcards):
-    return {
-        "frames": f"results/priors/{wildcards.video}.zarr/frames",
-        "weights": f"results/weights/{wildcards.method}/{wildcards.video}",
-        **model_input(wildcards),
-        **guide_priors(wildcards),
-    }
-
-
 def edit_row(wildcards):
     name = f"{wildcards.video}_{wildcards.concept}"
     if name not in EDITS.index:
@@ -205,40 +225,49 @@ def edit_row(wildcards):
 
 
 def edit_input(wildcards):
-    edit_row(wildcards)
     return {
         "frames": f"results/priors/{wildcards.video}.zarr/frames",
         "weights": f"results/weights/{wildcards.method}/{wildcards.video}",
-        "latents": f"results/latents/{wildcards.method}/{wildcards.video}",
+        "video_unet": VIDEO_MODEL,
         **model_input(wildcards),
         **guide_priors(wildcards),
     }
 
 
+def video_edits(wildcards):
+    """The video's edits for its one edit job: concept -> its prompt and the title of its strip."""
+    rows = EDITS[EDITS["video"] == wildcards.video]
+    return {
+        row["concept"]: {
+            "prompt": row["prompt"],
+            "title": f"{wildcards.video} / {row['concept']} ({wildcards.method}): {row['prompt']}",
+        }
+        for _, row in rows.iterrows()
+    }
+
+
 def edit_params(wildcards):
-    row = edit_row(wildcards)
     settings = config["editing"]
     return {
-        "prompt": row["prompt"],
-        "negative_prompt": settings["negative_prompt"],
-        "guidance_scale": settings["guidance_scale"],
+        "inversion_steps": config["inversion"]["steps"],
         "steps": settings["steps"],
+        "guidance_scale": settings["guidance_scale"],
+        "negative_prompt": settings["negative_prompt"],
         "folder_fps": settings["folder_fps"],
         "device": config["device"],
         "dtype": config["dtype"],
     }
 
 
-def edit_title(wildcards):
-    return f"{wildcards.video} / {wildcards.concept} ({wildcards.method}): {edit_row(wildcards)['prompt']}"
-
-
-def inversion_params(wildcards):
-    return {"prompt": video_row(wildcards)["prompt"], "steps": config["inversion"]["steps"], "device": config["device"], "dtype": config["dtype"]}
+def edit_result_input(wildcards):
+    edit_row(wildcards)
+    return {"edits": f"results/methods/{PRODUCT_METHOD}/{wildcards.video}"}
 
 
 def edit_outputs():
-    return [f"results/edits/{method}/{name}.mp4" for method in config["methods"] for name in EDITS.index]
+    """The user's edits (results/edits/, VidMP3's) and every compared method's folder (results/methods/)."""
+    outputs = [f"results/edits/{name}.mp4" for name in EDITS.index]
+    return outputs + [f"results/methods/{method}/{video}" for method in config["methods"] for video in EDITS["video"].unique()]
 
 
 # ---- evaluation
@@ -247,7 +276,7 @@ def evaluate_input(wildcards):
     inputs = {
         "frames": f"results/priors/{wildcards.video}.zarr/frames",
         "mask": f"results/priors/{wildcards.video}.zarr/mask",
-        "edit": f"results/edits/{wildcards.method}/{wildcards.video}_{wildcards.concept}.mp4",
+        "edits": f"results/methods/{wildcards.method}/{wildcards.video}",
     }
     row = video_row(wildcards)
     return inputs | ({"truth": rendered_truth(row, rendered_clips(config))} if RENDERED_SOURCE.match(row["source"]) else {})
@@ -263,6 +292,11 @@ def evaluate_meta(wildcards):
         "kind": row["kind"],
         "prompt": row["prompt"],
     }
+
+
+def evaluated_edit(wildcards):
+    """The edit's file inside its video's edit folder."""
+    return f"results/methods/{wildcards.method}/{wildcards.video}/{wildcards.concept}.mp4"
 
 
 def evaluation_params(wildcards):
@@ -284,14 +318,15 @@ def benchmark_files(wildcards):
     """The benchmark file of every job upstream of the tables (the time-cost table reads them).
 
     Snakemake writes them (benchmark:), except for the rules that may be cached between workflows
-    (priors_mask, priors_corr, priors_depth, finetune, invert): those write their own, in the
+    (priors_mask, priors_corr, priors_depth, finetune): those write their own, in the
     same place and format, as their output `timing` (vidmp3.timing).
     """
-    files = [f"results/benchmarks/{stage}/{video}.tsv" for video in VIDEOS.index for stage in ("frames", "priors_mask", "priors_corr", "priors_depth", "priors_guide")]
+    files = [f"results/benchmarks/video_model/video_model.tsv"]
+    files += [f"results/benchmarks/{stage}/{video}.tsv" for video in VIDEOS.index for stage in ("frames", "priors_mask", "priors_corr", "priors_depth", "priors_guide")]
     files += [f"results/benchmarks/given_masks/{video}.tsv" for video in VIDEOS.index if prior_backend("mask", VIDEOS.loc[video], config) == "given"]
     for method in config["methods"]:
-        files += [f"results/benchmarks/{stage}/{method}/{video}.tsv" for video in VIDEOS.index for stage in ("finetune", "invert")]
-        files += [f"results/benchmarks/{stage}/{method}/{name}.tsv" for name in EDITS.index for stage in ("edit", "evaluate")]
+        files += [f"results/benchmarks/{stage}/{method}/{video}.tsv" for video in EDITS["video"].unique() for stage in ("finetune", "edit")]
+        files += [f"results/benchmarks/evaluate/{method}/{name}.tsv" for name in EDITS.index]
     return files
 
 

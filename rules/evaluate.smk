@@ -4,6 +4,7 @@ rule evaluate:
     output:
         metrics="results/eval/{method}/{video}_{concept}.json",
     params:
+        edit_video=evaluated_edit,
         edit=evaluate_meta,
         settings=evaluation_params,
     log:

@@ -19,8 +19,10 @@ rule finetune:
         settings=finetune_params,
     log:
         "results/logs/finetune/{method}/{video}.log",
+    threads: MODEL_THREADS
     resources:
-        mem_mb=8000,
+        gpu=GPUS,
+        mem_mb=16000,
     conda:
         "../envs/vidmp3.yaml"
     script:

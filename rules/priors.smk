@@ -1,7 +1,7 @@
 # Priors for MotionGuide, one rule per prior, each writing its own array in results/priors/{video}.zarr.
 # Backends per video: sheet columns corr_backend / mask_backend / depth_backend, else config priors:.
-# priors_mask, priors_corr, priors_depth (like finetune and invert) may be cached between workflows
-# (`--cache priors_mask priors_corr priors_depth finetune invert`, README): they have no benchmark:
+# priors_mask, priors_corr, priors_depth (like finetune) may be cached between workflows
+# (`--cache priors_mask priors_corr priors_depth finetune`, README): they have no benchmark:
 # directive, which Snakemake forbids on cached rules, and write that file themselves (output timing).
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-CACHED_RULES = ("priors_mask", "priors_corr", "priors_depth", "finetune", "invert")
+CACHED_RULES = ("priors_mask", "priors_corr", "priors_depth", "finetune")
 """The per-video stages README's `--cache` names (they record their own timing instead of `benchmark:`)."""
 
 SMALL_CONFIG = {

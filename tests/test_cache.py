@@ -1,6 +1,5 @@
 """Snakemake's between-workflow output cache (README "Reusing results between workflows"): a second
-workflow directory with the same config takes priors, fine-tuned weights and inverted latents from
-the cache instead of computing them; a changed setting misses the cache."""
+workflow directory with the same config takes priors and fine-tuned weights from the cache instead of computing them; a changed setting misses the cache."""
 
 from __future__ import annotations
 
@@ -14,14 +13,13 @@ from snakemake_runs import CACHED_RULES, SMALL_CONFIG, planned_jobs, snakemake, 
 
 pytestmark = pytest.mark.workflow
 
-TARGET = "results/latents/vidmp3/folder"
+TARGET = "results/weights/vidmp3/folder"
 # output (relative to results/) and benchmark file of each cached job of TARGET
 CACHED_OUTPUTS = {
     "priors_mask": ("priors/folder.zarr/mask", "priors_mask/folder.tsv"),
     "priors_corr": ("priors/folder.zarr/corr", "priors_corr/folder.tsv"),
     "priors_depth": ("priors/folder.zarr/depth", "priors_depth/folder.tsv"),
     "finetune": ("weights/vidmp3/folder", "finetune/vidmp3/folder.tsv"),
-    "invert": ("latents/vidmp3/folder", "invert/vidmp3/folder.tsv"),
 }
 
 
@@ -100,7 +98,7 @@ def test_a_changed_setting_misses_the_cache(runs):
         text = output.stdout + output.stderr
     finally:
         config.write_text(original)
-    for rule in ("finetune", "invert"):  # fine-tuning steps change the weights, hence the latents
+    for rule in ("finetune",):  # fine-tuning steps change the weights
         assert f"Output file results/{CACHED_OUTPUTS[rule][0]} will be written to global between-workflow cache." in text, rule
     for rule in ("priors_mask", "priors_corr", "priors_depth"):  # the priors were not run (nothing to do for them)
         assert f"results/{CACHED_OUTPUTS[rule][0]} will be" not in text, rule

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from vidmp3.editing import SourcePriors, ddim_invert, ddim_sample, edit_video, invert_video, load_video_model, write_video
+from vidmp3.editing import EditSettings, SourcePriors, ddim_invert, ddim_sample, edit_video, load_video_model, write_video
 from vidmp3.errors import InputError
 from vidmp3.finetune import FinetuneConfig, finetune
 from vidmp3.frames import read_video
-from vidmp3.model.presets import model_spec
+from vidmp3.model.presets import ModelSpec, load_components, model_spec, write_video_unet
 from vidmp3.model.tiny import build_tiny
 from vidmp3.motionguide import guide_input
 
@@ -67,38 +68,53 @@ def test_inversion_round_trips_exactly_when_the_model_ignores_its_input(weights,
     torch.testing.assert_close(back, latents, atol=1e-8, rtol=1e-8)
 
 
-def test_invert_then_edit_writes_and_is_deterministic(weights, video, tmp_path):
+def test_one_load_edits_every_concept_and_is_deterministic(weights, video, tmp_path):
     frames, corr, depth, alpha = video
-    latents = tmp_path / "latents"
     priors = SourcePriors(corr, depth, alpha)
-    invert_video(weights, frames, priors, PROMPT, steps=5, device="cpu", dtype=torch.float32, out_dir=latents)
-    assert sorted(p.name for p in latents.iterdir()) == ["inversion.json", "latents.safetensors"]
-    assert json.loads((latents / "inversion.json").read_text())["steps"] == 5
-    edit = dict(weights=weights, latents=latents, priors=priors, steps=5, device="cpu", dtype=torch.float32)
-    first = edit_video(prompt="a blue sphere", negative_prompt="", guidance_scale=3.0, **edit)
-    again = edit_video(prompt="a blue sphere", negative_prompt="", guidance_scale=3.0, **edit)
-    unguided = edit_video(prompt="a blue sphere", negative_prompt="", guidance_scale=1.0, **edit)
-    assert first.shape == frames.shape and first.dtype == np.uint8
-    assert np.array_equal(first, again)
-    assert not np.array_equal(first, unguided)
+    settings = EditSettings(inversion_steps=5, steps=5, guidance_scale=3.0, negative_prompt="", device="cpu", dtype="float32")
+    edits = {"sphere": "a blue sphere", "cone": "a green cone"}
+    inverted, first, seconds = edit_video(weights, None, priors, PROMPT, edits, settings)
+    _, again, _ = edit_video(weights, None, priors, PROMPT, {"sphere": "a blue sphere"}, settings)
+    _, unguided, _ = edit_video(weights, None, priors, PROMPT, {"sphere": "a blue sphere"}, replace(settings, guidance_scale=1.0))
+    assert inverted.shape == (1, 4, NUM_FRAMES, 4, 4) and set(seconds) == set(edits)
+    assert first["sphere"].shape == frames.shape and first["sphere"].dtype == np.uint8
+    assert np.array_equal(first["sphere"], again["sphere"])  # an edit does not depend on the video's other edits
+    assert not np.array_equal(first["sphere"], first["cone"])
+    assert not np.array_equal(first["sphere"], unguided["sphere"])
 
     out = tmp_path / "edit.mp4"
-    write_video(first, out, fps=6.0)
+    write_video(first["sphere"], out, fps=6.0)
     decoded, fps, count = read_video(out, list(range(NUM_FRAMES)))
     assert count == NUM_FRAMES and fps == pytest.approx(6.0) and decoded.shape == frames.shape
+
+
+def test_the_merged_video_model_gives_the_same_edit(weights, video, tmp_path):
+    """Editing on the video UNet written once by `write_video_unet` equals editing on one merged in the job."""
+    _, corr, depth, alpha = video
+    priors = SourcePriors(corr, depth, alpha)
+    spec = ModelSpec(**json.loads((weights / "config.json").read_text())["model"])
+    write_video_unet(spec, torch.float32, tmp_path / "video")
+    settings = EditSettings(inversion_steps=3, steps=3, guidance_scale=2.0, negative_prompt="", device="cpu", dtype="float32")
+    _, merged_here, _ = edit_video(weights, None, priors, PROMPT, {"x": "a cone"}, settings)
+    _, merged_once, _ = edit_video(weights, tmp_path / "video", priors, PROMPT, {"x": "a cone"}, settings)
+    assert np.array_equal(merged_here["x"], merged_once["x"])
+    other = replace(spec, preset="sd15")  # the same folders under another name: not what the merged model records
+    with pytest.raises(InputError, match="was built from"):
+        load_components(other, "cpu", torch.float32, video_unet=tmp_path / "video")
 
 
 def test_bad_inputs(weights, video, tmp_path):
     frames, corr, depth, alpha = video
     priors = SourcePriors(corr, depth, alpha)
+    settings = EditSettings(inversion_steps=2, steps=2, guidance_scale=1.0, negative_prompt="", device="cpu", dtype="float32")
     guided = json.loads((weights / "config.json").read_text())["finetune"]["method"] == "vidmp3"
     if guided:
-        with pytest.raises(InputError, match="the clip has 3 frames but its priors have 4"):
-            invert_video(weights, frames[:3], priors, PROMPT, 2, "cpu", torch.float32, tmp_path / "l")
+        short = SourcePriors(corr[:3], depth[:3], alpha[:3])
+        with pytest.raises(InputError, match="the clip has 4 frames but its priors have 3"):
+            edit_video(weights, None, short, PROMPT, {"x": "a cone"}, settings)
         with pytest.raises(InputError, match="needs the source's priors"):
-            invert_video(weights, frames, None, PROMPT, 2, "cpu", torch.float32, tmp_path / "l")
-        assert not (tmp_path / "l").exists()
+            edit_video(weights, None, None, PROMPT, {"x": "a cone"}, settings)
     with pytest.raises(InputError, match="priors disagree on the frame count"):
         SourcePriors(corr, depth[:3], alpha)
-    with pytest.raises(InputError, match="edited prompt is empty"):
-        edit_video(weights, tmp_path, priors, "  ", "", 1.0, 2, "cpu", torch.float32)
+    with pytest.raises(InputError, match="edit 'x': the edited prompt is empty"):
+        edit_video(weights, None, priors, PROMPT, {"x": "  "}, settings)

@@ -54,6 +54,7 @@ def trained(spec, video, tmp_path_factory):
 def test_writes_only_what_was_trained(trained, spec):
     assert sorted(p.name for p in trained.iterdir()) == [
         "config.json",
+        "latents.safetensors",
         "loss.csv",
         "loss.png",
         "motion_guide.safetensors",

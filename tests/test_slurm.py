@@ -95,7 +95,7 @@ def run(cluster, tmp_path_factory):
         "timeout", "-s", "KILL", str(TIMEOUT_S),
         sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
         "--profile", str(PROFILE),
-        "results/eval/summary.csv", "results/edits/vidmp3/folder_circle.mp4",  # before the options taking lists
+        "results/eval/summary.csv", "results/edits/folder_circle.mp4",  # before the options taking lists
         "--slurm-init-seconds-before-status-checks", "2",
         *([] if has_accounting() else ["--slurm-status-command", "squeue"]),
         "--set-resources", *small_node_resources(),
@@ -118,15 +118,16 @@ def run(cluster, tmp_path_factory):
 def test_workflow_completes_through_slurm(run):
     workdir, _, output, _ = run
     results = workdir / "results"
-    assert (results / "edits" / "vidmp3" / "folder_circle.mp4").stat().st_size > 0
-    assert (results / "edits" / "vidmp3" / "folder_circle.png").is_file()
+    assert (results / "edits" / "folder_circle.mp4").stat().st_size > 0
+    assert (results / "edits" / "folder_circle.png").is_file()
+    assert (results / "methods" / "vidmp3" / "folder" / "circle.mp4").stat().st_size > 0
     record = json.loads((results / "eval" / "vidmp3" / "folder_circle.json").read_text())
     assert record["method"] == "vidmp3" and record["metrics"]["motion_fidelity"] is not None
     assert "vidmp3" in (results / "eval" / "summary.csv").read_text()
     time_cost = (results / "eval" / "time_cost.csv").read_text()
-    for stage in ("frames", "priors_corr", "finetune/vidmp3", "invert/vidmp3", "edit/vidmp3", "evaluate/vidmp3"):
+    for stage in ("frames", "priors_corr", "video_model", "finetune/vidmp3", "edit/vidmp3", "evaluate/vidmp3"):
         assert f"\n{stage}," in time_cost, stage
-    for rule in ("frames", "finetune", "invert", "edit", "evaluate", "tables"):
+    for rule in ("frames", "video_model", "finetune", "edit", "edit_result", "evaluate", "tables"):
         assert list((results / "logs" / rule).rglob("*.log")), rule
 
 
@@ -153,7 +154,7 @@ def test_gpu_stages_ask_slurm_for_a_gpu_and_cpu_stages_do_not(run):
     assert "edit" in jobs and "evaluate" in jobs, listed
     profile = yaml.safe_load((PROFILE / "config.v8+.yaml").read_text())
     gpu_rules = {rule for rule, resources in profile["set-resources"].items() if resources.get("gpu")}
-    assert {"finetune", "invert", "edit"} <= gpu_rules
+    assert {"finetune", "edit"} <= gpu_rules
     for rule, requests in jobs.items():
         for tres, state in requests:
             assert state == "COMPLETED", (rule, state)

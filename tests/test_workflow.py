@@ -87,20 +87,28 @@ def test_outputs_of_a_full_run(workdir):
     for method in ("vidmp3", "tune-a-video"):
         assert (results / "weights" / method / "toy" / "trainable.safetensors").is_file()
         assert (results / "weights" / method / "toy" / "motion_guide.safetensors").is_file() == (method == "vidmp3")
-        assert (results / "latents" / method / "folder" / "latents.safetensors").is_file()
-        for name in ("toy_sphere", "folder_circle"):
-            assert (results / "edits" / method / f"{name}.mp4").stat().st_size > 0
-            assert (results / "edits" / method / f"{name}.png").is_file()
+        assert (results / "weights" / method / "toy" / "latents.safetensors").is_file()
+        assert (results / "methods" / method / "folder" / "latents.safetensors").is_file()
+        for video, concept in (("toy", "sphere"), ("folder", "circle")):
+            name = f"{video}_{concept}"
+            assert (results / "methods" / method / video / f"{concept}.mp4").stat().st_size > 0
+            assert (results / "methods" / method / video / f"{concept}.png").is_file()
+            edits = json.loads((results / "methods" / method / video / "edits.json").read_text())
+            assert list(edits["edits"]) == [concept]
             record = json.loads((results / "eval" / method / f"{name}.json").read_text())
             assert record["method"] == method and record["metrics"]["motion_fidelity"] is not None
             assert record["metrics"]["clip_text_alignment"] is None and "clip_text_alignment" in record["not_available"]
+    for name in ("toy_sphere", "folder_circle"):  # the user's results: VidMP3's edits
+        video, concept = name.split("_")
+        assert (results / "edits" / f"{name}.mp4").read_bytes() == (results / "methods" / "vidmp3" / video / f"{concept}.mp4").read_bytes()
+        assert (results / "edits" / f"{name}.png").is_file()
     toy_record = json.loads((results / "eval" / "vidmp3" / "toy_sphere.json").read_text())
     folder_record = json.loads((results / "eval" / "vidmp3" / "folder_circle.json").read_text())
     assert "trajectory_error_px" in toy_record["metrics"] and folder_record["metrics"]["trajectory_error_px"] is None
     summary = (results / "eval" / "summary.csv").read_text()
     assert "vidmp3" in summary and "tune-a-video" in summary and "no-motionguide" not in summary
     assert (results / "toy" / "shape_invariance.png").is_file()
-    for rule in ("render_clip", "frames", "given_masks", "tiny_model", "finetune", "invert", "edit", "evaluate", "tables"):
+    for rule in ("render_clip", "frames", "given_masks", "tiny_model", "video_model", "finetune", "edit", "edit_result", "evaluate", "tables"):
         assert list((results / "logs" / rule).rglob("*.log")), rule
         assert list((results / "benchmarks" / rule).rglob("*.tsv")), rule
 
@@ -121,12 +129,14 @@ def changed(workdir: Path, path: str, old: str, new: str) -> dict[str, int]:
         file.write_text(original)
 
 
-DOWNSTREAM_OF_ONE_WEIGHTS = {"finetune": 1, "invert": 1, "edit": 1, "evaluate": 1, "tables": 1, "all": 1}
+DOWNSTREAM_OF_ONE_WEIGHTS = {"finetune": 1, "edit": 1, "edit_result": 1, "evaluate": 1, "tables": 1, "all": 1}
 
 
-def test_one_edit_prompt_reruns_only_that_edit(workdir):
+def test_one_edit_prompt_reruns_only_that_videos_edit_job(workdir):
+    """The video's edit job (one model load for all its edits) of each method reruns; its fine-tuning,
+    its priors and the other video do not."""
     plan = changed(workdir, "config/edits.tsv", "a circle", "a triangle")
-    assert plan == {"edit": 2, "evaluate": 2, "tables": 1, "all": 1}  # one edit, for each of the two methods
+    assert plan == {"edit": 2, "edit_result": 1, "evaluate": 2, "tables": 1, "all": 1}
 
 
 def test_lambda_reruns_fine_tuning_inversion_and_edits_of_the_guided_method_only(workdir):
@@ -136,7 +146,7 @@ def test_lambda_reruns_fine_tuning_inversion_and_edits_of_the_guided_method_only
 
 def test_a_training_setting_reruns_every_fine_tuning_but_no_priors(workdir):
     plan = changed(workdir, "config/config.yaml", "motion_guide_hidden: 8\n  steps: 2", "motion_guide_hidden: 8\n  steps: 3")
-    assert plan == {"finetune": 4, "invert": 4, "edit": 4, "evaluate": 4, "tables": 1, "all": 1}
+    assert plan == {"finetune": 4, "edit": 4, "edit_result": 2, "evaluate": 4, "tables": 1, "all": 1}
 
 
 def test_a_priors_backend_reruns_from_that_prior(workdir):
@@ -145,9 +155,12 @@ def test_a_priors_backend_reruns_from_that_prior(workdir):
 
 
 def test_one_edit_target_builds_only_what_it_needs(workdir, tmp_path):
-    counts = planned_jobs(workdir, "--forceall", "results/edits/vidmp3/toy_sphere.mp4")
+    counts = planned_jobs(workdir, "--forceall", "results/edits/toy_sphere.mp4")
     per_video = ("render_clip", "frames", "given_masks", "priors_mask", "priors_corr", "priors_depth", "priors_guide")
-    assert counts == {**dict.fromkeys(per_video, 1), "tiny_model": 1, "finetune": 1, "invert": 1, "edit": 1}
+    model = {"tiny_model": 1, "video_model": 1, "finetune": 1, "edit": 1}
+    assert counts == {**dict.fromkeys(per_video, 1), **model, "edit_result": 1}
+    comparison = planned_jobs(workdir, "--forceall", "results/methods/tune-a-video/folder")
+    assert comparison == {"frames": 1, "tiny_model": 1, "video_model": 1, "finetune": 1, "edit": 1}
 
 
 def test_report_builds(workdir):
@@ -183,7 +196,9 @@ def test_the_default_demo_edits_a_toyworld_clip_with_the_shipped_weights(tmp_pat
     methods = len(config["methods"])
     assert config["model"]["preset"] == "toyworld" and "tiny_model" not in jobs
     assert jobs["toyworld_clip"] == len(config["toyworld"]["clips"]) and "render_clip" not in jobs
-    assert jobs["edit"] == jobs["evaluate"] == methods * edits
+    videos = len((REPO / "config" / "videos.tsv").read_text().splitlines()) - 1
+    assert jobs["evaluate"] == methods * edits and jobs["edit_result"] == edits
+    assert jobs["edit"] == jobs["finetune"] == methods * videos and jobs["video_model"] == 1
     assert "toyworld_image" not in jobs and "toyworld_benchmark" not in jobs  # shipped, and a target of its own
 
 

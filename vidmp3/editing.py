@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +23,11 @@ from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
-from vidmp3.frames import encode_video
-from vidmp3.finetune import Finetuned, load_finetuned
-from vidmp3.model.presets import TextConditioning
+from vidmp3.finetune import LATENTS_FILE, Finetuned, load_finetuned
+from vidmp3.model.presets import TextConditioning, configure_device, resolve_dtype
 from vidmp3.model.processors import VideoAttention, install_processors
 from vidmp3.methods import get_method
 from vidmp3.motionguide import guide_input
-from vidmp3.store import read_array
-from vidmp3.strips import write_edit_strip
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +63,23 @@ class SourcePriors:
 
     @classmethod
     def read(cls, corr: str | os.PathLike, depth: str | os.PathLike, alpha: str | os.PathLike) -> SourcePriors:
+        from vidmp3.store import read_array  # Zarr: only where the workflow's arrays are read
+
         return cls(*(read_array(path)[0].astype(np.float32) for path in (corr, depth, alpha)))
 
 
 def load_video_model(
-    weights: str | os.PathLike, num_frames: int, priors: SourcePriors | None, device: str, dtype: torch.dtype
+    weights: str | os.PathLike,
+    num_frames: int,
+    priors: SourcePriors | None,
+    device: str | torch.device,
+    dtype: torch.dtype,
+    video_unet: str | os.PathLike | None = None,
 ) -> VideoModel:
-    """Load fine-tuned weights, install the video attention, and compute the source's MotionGuide
-    vectors for the method's input variant (methods without MotionGuide take no priors)."""
-    finetuned = load_finetuned(weights, device, dtype)
+    """Load fine-tuned weights (on the merged `video_unet` when given), install the video attention, and
+    compute the source's MotionGuide vectors for the method's input variant (methods without
+    MotionGuide take no priors)."""
+    finetuned = load_finetuned(weights, device, dtype, video_unet=video_unet)
     variant = get_method(finetuned.method).guide_variant
     vectors = None
     if variant is not None:
@@ -150,71 +156,93 @@ def sample_edit(
     return model.finetuned.components.decode_latents(ddim_sample(model, noise, text, steps, guidance_scale))
 
 
-def invert_video(
-    weights: str | os.PathLike,
-    frames: np.ndarray,
-    priors: SourcePriors | None,
-    prompt: str,
-    steps: int,
-    device: str,
-    dtype: torch.dtype,
-    out_dir: str | os.PathLike,
-) -> None:
-    """Write `out_dir/latents.safetensors` (source and inverted latents) and `inversion.json`."""
-    model = load_video_model(weights, frames.shape[0], priors, device, dtype)
-    source, inverted = invert_frames(model, frames, prompt, steps)
-    meta = {"prompt": prompt, "steps": steps, "weights": str(weights), "frames": frames.shape[0], "height": frames.shape[1], "width": frames.shape[2]}
-    with atomic_path(out_dir) as tmp:
-        tmp.mkdir()
-        tensors = {"source": source.float().cpu().contiguous(), "inverted": inverted.float().cpu().contiguous()}
-        save_file(tensors, tmp / "latents.safetensors")
-        (tmp / "inversion.json").write_text(json.dumps(meta, indent=2))
-
-
-def edit_video(
-    weights: str | os.PathLike,
-    latents: str | os.PathLike,
-    priors: SourcePriors | None,
-    prompt: str,
-    negative_prompt: str,
-    guidance_scale: float,
-    steps: int,
-    device: str,
-    dtype: torch.dtype,
-) -> np.ndarray:
-    """Sample the edited clip (uint8 (N, H, W, 3)) from the inverted latents of its source."""
-    if not prompt.strip():
-        raise InputError("the edited prompt is empty")
-    meta = json.loads((Path(latents) / "inversion.json").read_text())
-    model = load_video_model(weights, meta["frames"], priors, device, dtype)
-    noise = load_file(Path(latents) / "latents.safetensors")["inverted"].to(device=device, dtype=dtype)
-    return sample_edit(model, noise, prompt, negative_prompt, guidance_scale, steps, meta["height"], meta["width"])
-
-
 def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float) -> None:
     """The edited clip as an H.264 mp4, atomically."""
+    from vidmp3.frames import encode_video  # PyAV: only where a video is written
+
     with atomic_path(path) as tmp:
         encode_video(frames, tmp, fps, crf=16)
 
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+@dataclass(frozen=True)
+class EditSettings:
+    """How one video's edits are made: its inversion, then DDIM sampling of each edit."""
+
+    inversion_steps: int
+    steps: int
+    guidance_scale: float
+    negative_prompt: str
+    device: str
+    dtype: str  # auto, float32, bfloat16 or float16
 
 
-def invert_job(frames, weights, priors: dict, prompt: str, steps: int, device: str, dtype: str, out_dir) -> None:
-    """The inversion rule: paths in, latents folder out. `priors` maps corr/depth/alpha to arrays (or is empty)."""
-    frame_array, _ = read_array(frames)
+def edit_video(
+    weights: str | os.PathLike,
+    video_unet: str | os.PathLike | None,
+    priors: SourcePriors | None,
+    source_prompt: str,
+    edits: dict[str, str],
+    settings: EditSettings,
+) -> tuple[torch.Tensor, dict[str, np.ndarray], dict[str, float]]:
+    """Invert the source once and sample every edit (concept -> prompt) through one loaded model.
+
+    One load per video instead of one per edit: on a GPU a load costs more than an edit. Returns the
+    inverted latents, each concept's frames (uint8 (N, H, W, 3)) and each edit's sampling seconds.
+    """
+    for concept, prompt in edits.items():
+        if not prompt.strip():
+            raise InputError(f"edit {concept!r}: the edited prompt is empty")
+    device = torch.device(settings.device)
+    dtype = resolve_dtype(settings.dtype, device)
+    configure_device(device)
+    weights = Path(weights)
+    source = load_file(weights / LATENTS_FILE)["source"]
+    num_frames = source.shape[2]
+    model = load_video_model(weights, num_frames, priors, device, dtype, video_unet=video_unet)
+    components = model.finetuned.components
+    height, width = model.finetuned.config["video"]["height"], model.finetuned.config["video"]["width"]
+    guided = settings.guidance_scale > 1.0
+    source_text = components.encode_prompt([source_prompt], height, width)
+    texts = {
+        concept: components.encode_prompt([settings.negative_prompt, prompt] if guided else [prompt], height, width)
+        for concept, prompt in edits.items()
+    }
+    components.offload_encoders(vae=False)
+    inverted = ddim_invert(model, source.to(device=device, dtype=dtype), source_text, settings.inversion_steps)
+    clips, seconds = {}, {}
+    for concept, text in texts.items():
+        start = time.perf_counter()
+        clips[concept] = components.decode_latents(ddim_sample(model, inverted, text, settings.steps, settings.guidance_scale))
+        seconds[concept] = time.perf_counter() - start
+    return inverted, clips, seconds
+
+
+def edit_job(
+    frames, weights, video_unet, priors: dict, source_prompt: str, edits: dict, settings: dict, out_dir
+) -> None:
+    """The edit rule: one video's inversion and all its edits (concept -> {prompt, title}) into `out_dir`:
+    `<concept>.mp4` at the source's sampled frame rate, `<concept>.png` (source above edit),
+    `latents.safetensors` (source and inverted) and `edits.json`."""
+    from vidmp3.store import read_array  # Zarr, PyAV and the strips: only in the workflow's jobs
+    from vidmp3.strips import write_edit_strip
+
+    _, attrs = read_array(frames)
     source_priors = SourcePriors.read(**priors) if priors else None
-    invert_video(weights, frame_array, source_priors, prompt, steps, device, DTYPES[dtype], out_dir)
-
-
-def edit_job(frames, weights, latents, priors: dict, settings: dict, video_out, strip_out, title: str) -> None:
-    """The edit rule: sample the edit, write it as mp4 at the source's sampled frame rate, and its strip."""
-    frame_array, attrs = read_array(frames)
-    source_priors = SourcePriors.read(**priors) if priors else None
-    edited = edit_video(
-        weights, latents, source_priors, settings["prompt"], settings["negative_prompt"], settings["guidance_scale"],
-        settings["steps"], settings["device"], DTYPES[settings["dtype"]],
+    edit_settings = EditSettings(**{name: settings[name] for name in EditSettings.__dataclass_fields__})
+    inverted, clips, seconds = edit_video(
+        weights, video_unet, source_priors, source_prompt, {concept: edit["prompt"] for concept, edit in edits.items()}, edit_settings
     )
+    source = load_file(Path(weights) / LATENTS_FILE)["source"]
     fps = (attrs["fps"] or settings["folder_fps"]) / attrs["stride"]
-    write_video(edited, video_out, fps)
-    write_edit_strip(frames, video_out, strip_out, title)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        save_file({"source": source.contiguous(), "inverted": inverted.float().cpu().contiguous()}, tmp / "latents.safetensors")
+        for concept, edited in clips.items():
+            write_video(edited, tmp / f"{concept}.mp4", fps)
+            write_edit_strip(frames, tmp / f"{concept}.mp4", tmp / f"{concept}.png", edits[concept]["title"])
+        record = {
+            "source_prompt": source_prompt,
+            "settings": settings,
+            "edits": {concept: {"prompt": edits[concept]["prompt"], "seconds": seconds[concept]} for concept in clips},
+        }
+        (tmp / "edits.json").write_text(json.dumps(record, indent=2))

@@ -31,18 +31,22 @@ from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
-from vidmp3.model.presets import Components, ModelSpec, load_components
+from vidmp3.model.presets import Components, ModelSpec, configure_device, load_components
 from vidmp3.model.processors import install_processors
 from vidmp3.methods import get_method
 from vidmp3.model.video_unet import motion_widths, set_trainable, trainable_unet_parameters
 from vidmp3.motionguide import MotionGuide, guide_input
-from vidmp3.store import read_array
+from vidmp3.precision import resolve_precision
+
+LATENTS_FILE = "latents.safetensors"
+"""The source clip's clean latents (float32), saved by fine-tuning so that inversion does not encode it again."""
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 """What a base model's UNet predicts (its scheduler config); the loss regresses the same quantity."""
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-"""Autocast dtypes; the weights themselves stay float32 while training."""
+"""Autocast dtypes. The frozen weights are stored in the same dtype (half the memory and bandwidth);
+the trained ones stay float32, so that Adam's small updates are not rounded away."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class FinetuneConfig:
     guide_scale: float = 0.1  # lambda: 0.1 for large motion, 0.05 for small (the sheet's motion class)
     seed: int = 0
     device: str = "cpu"
-    precision: str = "fp32"  # autocast dtype: fp32 (off), bf16, fp16 (with gradient scaling)
+    precision: str = "auto"  # autocast dtype: auto (bf16 on CUDA, fp32 elsewhere), fp32 (off), bf16, fp16 (with gradient scaling)
     gradient_checkpointing: bool = False
     motion_guide_hidden: int = 64  # MotionGuide trunk channels
 
@@ -64,8 +68,7 @@ def _check_config(config: FinetuneConfig) -> torch.device:
         raise InputError(f"finetune steps must be positive, got {config.steps}")
     if not config.learning_rate > 0:
         raise InputError(f"finetune learning_rate must be positive, got {config.learning_rate}")
-    if config.precision not in PRECISIONS:
-        raise InputError(f"finetune precision {config.precision!r} is unknown; expected one of {sorted(PRECISIONS)}")
+    resolve_precision(config.precision, config.device)
     try:
         device = torch.device(config.device)
     except RuntimeError:
@@ -145,19 +148,24 @@ def finetune(
     spec: ModelSpec,
     config: FinetuneConfig,
     out_dir: str | os.PathLike,
+    video_unet: str | os.PathLike | None = None,
 ) -> None:
     """Fine-tune `config.method` on one video and write the weights folder `out_dir` (atomically).
 
     frames: uint8 (N, H, W, 3). guide: the MotionGuide input for the method's variant (N, Cin, H', W')
     (vidmp3: C ⊙ D) and alpha (N,) the subject's share of pixels; both None for methods without
-    MotionGuide. Same inputs, config and seed give the same weights (on the same device).
+    MotionGuide. `video_unet`: the merged video UNet folder (`write_video_unet`), or None to build it
+    from the spec. Same inputs, config and seed give the same weights (on the same device).
     """
     device = _check_config(config)
     _check_inputs(frames, guide, alpha, config.method)
     method = get_method(config.method)
     num_frames, height, width, _ = frames.shape
+    precision = resolve_precision(config.precision, str(device))
+    autocast_dtype = PRECISIONS[precision]
+    configure_device(device)
 
-    components = load_components(spec, device, torch.float32)
+    components = load_components(spec, device, autocast_dtype, video_unet=video_unet)
     unet = components.unet
     max_frames = unet.config.motion_max_seq_length
     if num_frames > max_frames:
@@ -170,7 +178,15 @@ def finetune(
             f"expected one of {PREDICTION_TYPES}"
         )
 
+    # Encoded once: the latents are saved with the weights for inversion; the VAE and text encoder
+    # then leave the card, which keeps only the UNet, the trained weights and their Adam states.
+    latents = components.encode_frames(frames).float()
+    text = components.encode_prompt([prompt], height, width)
+    components.offload_encoders(vae=True)
+
     trainable = set_trainable(unet, config.method)
+    for parameter in trainable.values():
+        parameter.data = parameter.data.float()
     motion_guide = None
     if method.guide_variant is not None:
         with torch.random.fork_rng(devices=[]):
@@ -187,38 +203,44 @@ def finetune(
 
     parameters = list(trainable.values()) + (list(motion_guide.parameters()) if motion_guide else [])
     optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
-    autocast_dtype = PRECISIONS[config.precision]
-    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
-    generator = torch.Generator().manual_seed(config.seed)
+    autocast = precision != "fp32"
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    # On the training device, so that no step waits for the host: noise and timesteps are drawn there
+    # and the losses are read back once, after the last step.
+    generator = torch.Generator(device).manual_seed(config.seed)
 
-    latents = components.encode_frames(frames)
-    text = components.encode_prompt([prompt], height, width)
     video_attention = install_processors(unet, value_injection=motion_guide is not None)
-    losses = []
+    timesteps, losses = [], []
     try:
-        for step in tqdm(range(config.steps), desc=f"fine-tune {config.method}"):
-            timestep = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=generator).to(device)
-            noise = torch.randn(latents.shape, generator=generator).to(device)
+        for _ in tqdm(range(config.steps), desc=f"fine-tune {config.method}"):
+            timestep = torch.randint(
+                0, scheduler.config.num_train_timesteps, (1,), generator=generator, device=device
+            )
+            noise = torch.randn(latents.shape, generator=generator, device=device)
             noisy = scheduler.add_noise(latents, noise, timestep)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=config.precision != "fp32"):
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast):
                 vectors = motion_guide(guide_tensor, alpha_tensor) if motion_guide else None
             with video_attention.frames(num_frames, vectors, config.guide_scale):
-                with torch.autocast(device.type, dtype=autocast_dtype, enabled=config.precision != "fp32"):
-                    prediction = unet(noisy, timestep, **text.unet_kwargs(num_frames)).sample
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast):
+                    prediction = unet(noisy.to(unet.dtype), timestep, **text.unet_kwargs(num_frames)).sample
                 loss = F.mse_loss(prediction.float(), _target(scheduler, latents, noise, timestep))
-                if not torch.isfinite(loss):
-                    raise RuntimeError(f"fine-tuning loss is {loss.item()} at step {step}; no weights written")
                 scaler.scale(loss).backward()  # inside: checkpointed layers rerun their processors here
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            losses.append((step, int(timestep.item()), float(loss.item())))
+            timesteps.append(timestep)
+            losses.append(loss.detach())
     finally:
         video_attention.restore()
+    losses = torch.stack(losses).cpu()
+    if not bool(torch.isfinite(losses).all()):
+        step = int((~torch.isfinite(losses)).nonzero()[0])
+        raise RuntimeError(f"fine-tuning loss is {losses[step].item()} at step {step}; no weights written")
+    curve = list(zip(range(config.steps), torch.cat(timesteps).tolist(), losses.tolist()))
 
     resolved = {
         "model": asdict(spec),
-        "finetune": asdict(config),
+        "finetune": asdict(config) | {"precision": precision},
         "motion_guide": dict(motion_guide.config) if motion_guide else None,
         "video": {"frames": num_frames, "height": height, "width": width, "prompt": prompt},
         "trainable": {
@@ -232,16 +254,24 @@ def finetune(
         save_file(_state_dict_for_saving(trainable), tmp / "trainable.safetensors", metadata={"method": config.method})
         if motion_guide is not None:
             save_file(_state_dict_for_saving(dict(motion_guide.named_parameters())), tmp / "motion_guide.safetensors")
+        save_file({"source": latents.cpu().contiguous()}, tmp / LATENTS_FILE)
         (tmp / "config.json").write_text(json.dumps(resolved, indent=2))
-        _write_loss_curve(tmp, losses, f"{config.method}: {prompt}", prediction_type)
+        _write_loss_curve(tmp, curve, f"{config.method}: {prompt}", prediction_type)
 
 
 def finetune_video(
-    priors: str | os.PathLike, prompt: str, spec: ModelSpec, config: FinetuneConfig, out_dir: str | os.PathLike
+    priors: str | os.PathLike,
+    prompt: str,
+    spec: ModelSpec,
+    config: FinetuneConfig,
+    out_dir: str | os.PathLike,
+    video_unet: str | os.PathLike | None = None,
 ) -> None:
     """`finetune` on a video's priors group (`results/priors/{video}.zarr`): its `frames`, and for
     MotionGuide methods the input of the method's variant built from `corr` and `depth` (the same
     way editing builds it), with `alpha`."""
+    from vidmp3.store import read_array  # Zarr: only in the workflow's jobs
+
     priors = Path(priors)
     frames, _ = read_array(priors / "frames")
     variant = get_method(config.method).guide_variant
@@ -256,7 +286,7 @@ def finetune_video(
             )
         guide = guide_input(corr, depth, variant)
         alpha, _ = read_array(priors / "alpha")
-    finetune(frames, guide, alpha, prompt, spec, config, out_dir)
+    finetune(frames, guide, alpha, prompt, spec, config, out_dir, video_unet=video_unet)
 
 
 @dataclass
@@ -270,8 +300,14 @@ class Finetuned:
     config: dict
 
 
-def load_finetuned(weights_dir: str | os.PathLike, device: str | torch.device, dtype: torch.dtype) -> Finetuned:
-    """Load the base model recorded in `weights_dir/config.json` and apply the trained weights.
+def load_finetuned(
+    weights_dir: str | os.PathLike,
+    device: str | torch.device,
+    dtype: torch.dtype,
+    video_unet: str | os.PathLike | None = None,
+) -> Finetuned:
+    """Load the base model recorded in `weights_dir/config.json` (or the merged `video_unet` built from
+    it) and apply the trained weights.
 
     The processors are not installed: the caller does `install_processors(finetuned.components.unet,
     value_injection=finetuned.motion_guide is not None)` and feeds `motion_guide(guide, alpha)` with
@@ -283,7 +319,7 @@ def load_finetuned(weights_dir: str | os.PathLike, device: str | torch.device, d
         raise InputError(f"{weights_dir}: not a fine-tuned weights folder (no config.json)")
     config = json.loads(config_path.read_text())
     method = config["finetune"]["method"]
-    components = load_components(ModelSpec(**config["model"]), device, dtype)
+    components = load_components(ModelSpec(**config["model"]), device, dtype, video_unet=video_unet)
     parameters = trainable_unet_parameters(components.unet, method)
     trained = load_file(weights_dir / "trainable.safetensors")
     if set(trained) != set(parameters):

@@ -2,7 +2,7 @@
 
 Snakemake refuses `benchmark:` on a rule that may be cached between workflows (a result taken
 from the cache has no run to measure), so the cached stages (priors_mask, priors_corr,
-priors_depth, finetune, invert) measure themselves and write the file as one of their outputs,
+priors_depth, finetune) measure themselves and write the file as one of their outputs,
 in the place and the format of Snakemake's benchmark files (`results/benchmarks/<stage>/...tsv`,
 columns `s`, `h:m:s`, `max_rss` in MB, `cpu_time`). The time-cost table reads both kinds alike.
 A result taken from the cache brings the file of the run that computed it: the table then

@@ -10,10 +10,10 @@ with log_to(snakemake.log[0]):
     edit_job(
         frames=snakemake.input.frames,
         weights=snakemake.input.weights,
-        latents=snakemake.input.latents,
+        video_unet=snakemake.input.video_unet,
         priors={name: snakemake.input[name] for name in ("corr", "depth", "alpha") if name in snakemake.input.keys()},
+        source_prompt=snakemake.params.source_prompt,
+        edits=snakemake.params.edits,
         settings=snakemake.params.settings,
-        video_out=snakemake.output.video,
-        strip_out=snakemake.output.strip,
-        title=snakemake.params.title,
+        out_dir=snakemake.output.edits,
     )

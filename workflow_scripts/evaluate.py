@@ -9,7 +9,7 @@ with log_to(snakemake.log[0]):
     evaluate_edit(
         snakemake.input.frames,
         snakemake.input.mask,
-        snakemake.input.edit,
+        snakemake.params.edit_video,
         snakemake.output.metrics,
         truth=snakemake.input.get("truth"),
         **snakemake.params.edit,

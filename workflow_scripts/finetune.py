@@ -14,4 +14,5 @@ with log_to(snakemake.log[0]), record_time(snakemake.output.timing):
         spec=model_spec(**snakemake.params.model),
         config=FinetuneConfig(**snakemake.params.settings),
         out_dir=snakemake.output.weights,
+        video_unet=snakemake.input.video_unet,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +23,12 @@ from huggingface_hub import snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
 from vidmp3.model.codec import PixelUnshuffleCodec
 from vidmp3.model.tiny import TINY_FAMILIES
 from vidmp3.model.video_unet import build_video_unet
+from vidmp3.precision import resolve_dtype_name
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,13 @@ class Components:
         latents = self.vae.encode(pixels).latent_dist.mean * self.vae.config.scaling_factor
         return latents.permute(1, 0, 2, 3)[None].to(self.unet.dtype)
 
+    def offload_encoders(self, vae: bool) -> None:
+        """Move the text encoders (and with `vae` the VAE) to the CPU once prompts and frames are encoded,
+        so that the card holds the UNet alone while it trains or samples; encoding again needs them back."""
+        for encoder in (self.text_encoder, self.text_encoder_2, self.vae if vae else None):
+            if encoder is not None:
+                encoder.to("cpu")
+
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor) -> np.ndarray:
         """Scaled latents (1, C, N, h, w) -> uint8 frames (N, f·h, f·w, 3)."""
@@ -249,23 +258,92 @@ class Components:
         return pixels.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def load_components(spec: ModelSpec, device: str | torch.device, dtype: torch.dtype) -> Components:
-    """Load a preset's components (checked first), with the video UNet built from the 2D UNet and
-    the motion adapter; every weight frozen, eval mode, on `device` in `dtype`."""
-    base, adapter_folder = check_model_files(spec)
-    load = {"torch_dtype": dtype, "use_safetensors": True}
-    load_text = {"dtype": dtype, "use_safetensors": True}
-    unet2d = UNet2DConditionModel.from_pretrained(base, subfolder="unet", **load)
-    is_sdxl = unet2d.config.addition_embed_type == "text_time"
-    if is_sdxl != (spec.family == "sdxl"):
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(name: str, device: str | torch.device) -> torch.dtype:
+    """The config's `dtype` (`auto`: bfloat16 on CUDA, float32 elsewhere) as a torch dtype."""
+    return DTYPES[resolve_dtype_name(name, str(device))]
+
+
+def configure_device(device: str | torch.device) -> None:
+    """On CUDA, let float32 matmuls and convolutions use TF32 tensor cores (what fp32 leftovers, such
+    as the trainable weights' optimizer maths and the VAE, run in)."""
+    if torch.device(device).type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def _variant(folder: Path, dtype: torch.dtype) -> str | None:
+    """`fp16` when loading in half precision and the folder has fp16 files (half the bytes to read)."""
+    if dtype in (torch.float16, torch.bfloat16) and any(folder.glob("*.fp16.safetensors")):
+        return "fp16"
+    return None
+
+
+VIDEO_MODEL_FILE = "video_model.json"
+"""Written beside a merged video UNet (`write_video_unet`): the ModelSpec it was built from."""
+
+
+def build_components_unet(spec: ModelSpec, base: Path, adapter_folder: Path, dtype: torch.dtype) -> UNetMotionModel:
+    """The video UNet of `spec` from its 2D UNet and motion adapter (built on the meta device, no random init)."""
+    unet_folder = base / "unet"
+    unet2d = UNet2DConditionModel.from_pretrained(
+        unet_folder, torch_dtype=dtype, use_safetensors=True, variant=_variant(unet_folder, dtype)
+    )
+    if (unet2d.config.addition_embed_type == "text_time") != (spec.family == "sdxl"):
         raise InputError(f"model base {spec.base}: its UNet is not {spec.family}-shaped (preset {spec.preset!r})")
-    motion_adapter = MotionAdapter.from_pretrained(adapter_folder, **load)
-    unet = build_video_unet(unet2d, motion_adapter, where=f"model motion_adapter {spec.motion_adapter}")
+    motion_adapter = MotionAdapter.from_pretrained(
+        adapter_folder, torch_dtype=dtype, use_safetensors=True, variant=_variant(adapter_folder, dtype)
+    )
+    return build_video_unet(unet2d, motion_adapter, where=f"model motion_adapter {spec.motion_adapter}")
+
+
+def write_video_unet(spec: ModelSpec, dtype: torch.dtype, out_dir: str | os.PathLike) -> None:
+    """Merge the base UNet and the motion adapter once into one video UNet folder (`save_pretrained`,
+    safetensors, in `dtype`), which every model job then loads in one read (`load_components(video_unet=...)`)."""
+    base, adapter_folder = check_model_files(spec)
+    unet = build_components_unet(spec, base, adapter_folder, dtype)
+    with atomic_path(out_dir) as tmp:
+        unet.save_pretrained(tmp, safe_serialization=True)
+        (tmp / VIDEO_MODEL_FILE).write_text(json.dumps({"model": asdict(spec), "dtype": str(dtype).removeprefix("torch.")}, indent=2))
+
+
+def _load_video_unet(spec: ModelSpec, folder: Path, dtype: torch.dtype) -> UNetMotionModel:
+    record = folder / VIDEO_MODEL_FILE
+    if not record.is_file():
+        raise InputError(f"video model {folder}: no {VIDEO_MODEL_FILE}; rebuild it with: snakemake --cores 1 {folder}")
+    built_from = json.loads(record.read_text())["model"]
+    if built_from != asdict(spec):
+        raise InputError(
+            f"video model {folder} was built from {built_from}, not from {asdict(spec)}; "
+            f"rebuild it with: snakemake --cores 1 --forcerun video_model {folder}"
+        )
+    return UNetMotionModel.from_pretrained(folder, torch_dtype=dtype, use_safetensors=True)
+
+
+def load_components(
+    spec: ModelSpec, device: str | torch.device, dtype: torch.dtype, video_unet: str | os.PathLike | None = None
+) -> Components:
+    """Load a preset's components (checked first), every weight frozen, eval mode, on `device` in `dtype`.
+
+    The video UNet comes from `video_unet` (a `write_video_unet` folder: one read, no merging) or is
+    built from the base's 2D UNet and the motion adapter.
+    """
+    base, adapter_folder = check_model_files(spec)
+    if video_unet is None:
+        unet = build_components_unet(spec, base, adapter_folder, dtype)
+    else:
+        unet = _load_video_unet(spec, Path(video_unet), dtype)
+    is_sdxl = spec.family == "sdxl"
+    load_text = {"dtype": dtype, "use_safetensors": True}
     codec = codec_class(spec, base / "vae")
     if codec is PixelUnshuffleCodec:
         vae = codec.from_config(codec.load_config(base, subfolder="vae"))  # exact in float32, whatever dtype
     else:
-        vae = AutoencoderKL.from_pretrained(base, subfolder="vae", **load)
+        vae = AutoencoderKL.from_pretrained(
+            base, subfolder="vae", torch_dtype=dtype, use_safetensors=True, variant=_variant(base / "vae", dtype)
+        )
         if dtype == torch.float16 and vae.config.force_upcast:
             vae.to(torch.float32)  # SDXL's VAE overflows in float16, as the diffusers pipelines know
     components = Components(

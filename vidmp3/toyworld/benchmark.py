@@ -43,11 +43,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
-from vidmp3.editing import DTYPES, SourcePriors, invert_frames, load_video_model, sample_edit
+from vidmp3.editing import SourcePriors, invert_frames, load_video_model, sample_edit
 from vidmp3.errors import InputError
 from vidmp3.finetune import FinetuneConfig, finetune
 from vidmp3.methods import METHODS, get_method
-from vidmp3.model.presets import ModelSpec
+from vidmp3.model.presets import ModelSpec, resolve_dtype
 from vidmp3.motionguide import guide_input
 from vidmp3.priors import combine, compute_depth, compute_matches, matches_to_corr
 from vidmp3.priors.render import align_truth
@@ -87,7 +87,7 @@ class BenchmarkConfig:
     segment_threshold: float = 0.2
     strip_clips: int = 2
     device: str = "cpu"
-    dtype: str = "float32"
+    dtype: str = "auto"
 
     def __post_init__(self):
         object.__setattr__(self, "methods", tuple(self.methods))
@@ -104,8 +104,7 @@ class BenchmarkConfig:
             )
         if not 1 <= self.edits <= MAX_EDITS:
             raise InputError(f"benchmark edits per clip must be in [1, {MAX_EDITS}], got {self.edits}")
-        if self.dtype not in DTYPES:
-            raise InputError(f"benchmark dtype {self.dtype!r} is unknown; expected one of {sorted(DTYPES)}")
+        resolve_dtype(self.dtype, self.device)
         if not 1 <= self.strip_clips <= self.clips:
             raise InputError(f"benchmark strip_clips must be in [1, clips={self.clips}], got {self.strip_clips}")
 
@@ -216,7 +215,7 @@ def benchmark_clip(
         rows.append({"method": UNEDITED, "edit": edit, **_score(classifier, frames, clip, plan, edit, config.segment_threshold)})
     firsts = {"source": frames}
     started = timer.add("metrics", started)
-    dtype = DTYPES[config.dtype]
+    dtype = resolve_dtype(config.dtype, config.device)
     for method in config.methods:
         variant = get_method(method).guide_variant
         weights = work / f"{method}-{plan.seed}"
