@@ -5,7 +5,9 @@ receives the finished tensors): diffusers' `UNetMotionModel.from_unet2d` (random
 the whole model, then a copy of every weight; what the project did before), `build_video_unet`
 (built on the meta device, the loaded tensors assigned), and one read of the merged folder that
 rule `video_model` writes (`load_components(video_unet=...)`), in float32 and bfloat16. Plus the
-import time of the modules a model job imports. Default: full-size SD-1.5 + AnimateDiff shapes,
+import time of the modules a model job imports. Reads are memory-mapped safetensors from a warm page
+cache (the files were just written): the bytes themselves are read as the tensors move to the
+device, so a cold disk adds its read time (5 GB of float32 SD-1.5 + adapter, half that in bf16). Default: full-size SD-1.5 + AnimateDiff shapes,
 random weights built in a temporary folder (`--preset tiny` for a quick look).
 """
 

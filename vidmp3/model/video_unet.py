@@ -55,7 +55,8 @@ def build_video_unet(
         raise InputError(f"{where}: adapters with their own conv_in (PIA) are not supported")
     with torch.device("meta"):
         unet = UNetMotionModel.from_unet2d(unet2d, motion_adapter, load_weights=False)
-    state = {name: tensor for name, tensor in unet2d.state_dict().items() if name in unet.state_dict()}
+    names = set(unet.state_dict())
+    state = {name: tensor for name, tensor in unet2d.state_dict().items() if name in names}
     state |= {
         name: tensor.to(unet2d.dtype)  # in the UNet's dtype, as from_unet2d casts
         for name, tensor in motion_adapter.state_dict().items()
