@@ -212,3 +212,28 @@ def test_finetune_video_reads_the_priors_group(spec, video, tmp_path):
     with pytest.raises(InputError, match="priors disagree on the frame count: frames 4, corr 4, depth 3"):
         finetune_video(priors, "a cube", spec, config, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_bf16_stores_frozen_weights_in_bf16_and_trains_float32_weights(spec, video, tmp_path, monkeypatch):
+    """The CUDA default (precision auto = bf16), run on the CPU: frozen weights in bf16, the trained
+    ones float32 (Adam's small steps survive), encoders moved off the device after encoding."""
+    loaded = []
+
+    def load_and_keep(*args, **kwargs):
+        loaded.append(load_components(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(vidmp3.finetune, "load_components", load_and_keep)
+    finetune(*video, "a cube", spec, replace(CONFIG, precision="bf16"), tmp_path / "w")
+    unet = loaded[0].unet
+    trained = trainable_unet_parameters(unet, "vidmp3")
+    assert {p.dtype for p in trained.values()} == {torch.float32}
+    frozen = [p for name, p in unet.named_parameters() if name not in trained]
+    assert frozen and {p.dtype for p in frozen} == {torch.bfloat16}
+    assert json.loads((tmp_path / "w" / "config.json").read_text())["finetune"]["precision"] == "bf16"
+    assert np.isfinite([float(row["loss"]) for row in csv.DictReader(open(tmp_path / "w" / "loss.csv"))]).all()
+
+
+def test_auto_precision_is_fp32_on_the_cpu(trained):
+    assert CONFIG.precision == "auto"
+    assert json.loads((trained / "config.json").read_text())["finetune"]["precision"] == "fp32"

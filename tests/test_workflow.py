@@ -163,6 +163,27 @@ def test_one_edit_target_builds_only_what_it_needs(workdir, tmp_path):
     assert comparison == {"frames": 1, "tiny_model": 1, "video_model": 1, "finetune": 1, "edit": 1}
 
 
+def job_resources(output: str) -> dict[str, str]:
+    """Rule -> its `resources:` line in a dry run's output (one job per rule is enough here)."""
+    resources, rule = {}, None
+    for line in output.splitlines():
+        if line.startswith("rule ") or line.startswith("localrule "):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("resources:") and rule:
+            resources[rule] = line.strip()
+    return resources
+
+
+def test_model_jobs_take_a_gpu_resource_only_on_cuda(workdir):
+    """`resources: gpu` is what `--resources gpu=N` (local) and the Slurm profile honour."""
+    target = "results/edits/toy_sphere.mp4"
+    on_cuda = job_resources(snakemake(workdir, "-n", "--forceall", "--config", "device=cuda", "--", target).stdout)
+    on_cpu = job_resources(snakemake(workdir, "-n", "--forceall", "--", target).stdout)
+    for rule in ("finetune", "edit"):
+        assert "gpu=1" in on_cuda[rule] and "gpu=0" in on_cpu[rule], rule
+    assert "gpu" not in on_cuda["priors_corr"] and "gpu" not in on_cuda["video_model"]
+
+
 def test_report_builds(workdir):
     snakemake(workdir, "--report", str(workdir / "report.html"))
     html = (workdir / "report.html").read_text(errors="replace")

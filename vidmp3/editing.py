@@ -9,7 +9,6 @@ the edit keeps the source's pose and position while the prompt changes its appea
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from vidmp3.model.processors import VideoAttention, install_processors
 from vidmp3.methods import get_method
 from vidmp3.motionguide import guide_input
 
-log = logging.getLogger(__name__)
 
 
 @dataclass
