@@ -10,6 +10,7 @@ from vidmp3.config import ID_PATTERN, load_config, load_edits, load_videos, pars
 from vidmp3.methods import METHODS as METHOD_TABLE
 from vidmp3.precision import video_model_dtype
 from vidmp3.prefetch import prior_models
+from vidmp3.windows import Window
 from vidmp3.priors.settings import (
     RENDERED_SOURCE,
     prior_backend,
@@ -30,6 +31,7 @@ CLIPS = config["render"]["clips"]
 TOYWORLD_CLIPS = config["toyworld"]["clips"]
 if set(CLIPS) & set(TOYWORLD_CLIPS):
     raise ValueError(f"config: clip ids {sorted(set(CLIPS) & set(TOYWORLD_CLIPS))} are under both render: clips: and toyworld: clips:")
+Window(**config["window"])  # a stride longer than the window stops here, before any job
 VIDEOS = load_videos(config["videos"], SCHEMAS)
 EDITS = load_edits(config["edits"], VIDEOS, SCHEMAS)
 
@@ -210,6 +212,7 @@ def finetune_params(wildcards):
         "precision": settings["precision"],
         "gradient_checkpointing": settings["gradient_checkpointing"],
         "motion_guide_hidden": settings["motion_guide_hidden"],
+        "window_frames": config["window"]["frames"],
     }
 
 
@@ -256,6 +259,7 @@ def edit_params(wildcards):
         "folder_fps": settings["folder_fps"],
         "device": config["device"],
         "dtype": config["dtype"],
+        "window": config["window"],
     }
 
 

@@ -146,8 +146,9 @@ def test_bad_config_is_refused(spec, video, tmp_path):
         finetune(*video, "a cube", spec, replace(CONFIG, method="tune-a-video"), tmp_path / "w")
     frames, guide, alpha = video
     many = np.repeat(frames, 9, axis=0)
-    with pytest.raises(InputError, match="at most 32"):
-        finetune(many, np.repeat(guide, 9, axis=0), np.repeat(alpha, 9), "a cube", spec, CONFIG, tmp_path / "w")
+    with pytest.raises(InputError, match="window of 33 frames: the motion adapter handles at most 32"):
+        long = replace(CONFIG, window_frames=33)
+        finetune(many, np.repeat(guide, 9, axis=0), np.repeat(alpha, 9), "a cube", spec, long, tmp_path / "w")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -27,23 +27,40 @@ from vidmp3.model.presets import TextConditioning, configure_device, resolve_dty
 from vidmp3.model.processors import VideoAttention, install_processors
 from vidmp3.methods import get_method
 from vidmp3.motionguide import guide_input
+from vidmp3.windows import Window, blend_windows
 
 
 
 @dataclass
 class VideoModel:
-    """A fine-tuned model with its video attention installed and the source's MotionGuide vectors."""
+    """A fine-tuned model with its video attention installed, the source's MotionGuide vectors, and the
+    temporal window its motion module sees (a clip longer than that is predicted window by window)."""
 
     finetuned: Finetuned
     attention: VideoAttention
     vectors: dict[int, torch.Tensor] | None
     num_frames: int
+    window: Window
 
     @torch.no_grad()
     def predict(self, latents: torch.Tensor, timestep: torch.Tensor, text: TextConditioning) -> torch.Tensor:
-        """The UNet's output for a batch of videos (B, C, N, h, w), all guided by the source's vectors."""
-        with self.attention.frames(self.num_frames, self.vectors, self.finetuned.guide_scale):
-            return self.finetuned.components.unet(latents, timestep, **text.unet_kwargs(self.num_frames)).sample
+        """The UNet's output for a batch of videos (B, C, N, h, w), all guided by the source's vectors;
+        for a clip longer than the window, every window's output blended into one (vidmp3.windows)."""
+        starts = self.window.starts(self.num_frames)
+        if len(starts) == 1:
+            return self._predict_frames(latents, timestep, text, 0, self.num_frames)
+        return blend_windows(
+            self.window, self.num_frames, lambda start, stop: self._predict_frames(latents, timestep, text, start, stop)
+        )
+
+    def _predict_frames(
+        self, latents: torch.Tensor, timestep: torch.Tensor, text: TextConditioning, start: int, stop: int
+    ) -> torch.Tensor:
+        vectors = None if self.vectors is None else {width: v[start:stop] for width, v in self.vectors.items()}
+        with self.attention.frames(stop - start, vectors, self.finetuned.guide_scale):
+            return self.finetuned.components.unet(
+                latents[:, :, start:stop], timestep, **text.unet_kwargs(stop - start)
+            ).sample
 
 
 @dataclass
@@ -73,10 +90,12 @@ def load_video_model(
     device: str | torch.device,
     dtype: torch.dtype,
     video_unet: str | os.PathLike | None = None,
+    window: Window | None = None,
 ) -> VideoModel:
     """Load fine-tuned weights (on the merged `video_unet` when given), install the video attention, and
     compute the source's MotionGuide vectors for the method's input variant (methods without
-    MotionGuide take no priors)."""
+    MotionGuide take no priors). `window`: the motion module's temporal window (None: the whole clip
+    in one, as far as the motion module reaches)."""
     finetuned = load_finetuned(weights, device, dtype, video_unet=video_unet)
     variant = get_method(finetuned.method).guide_variant
     vectors = None
@@ -89,8 +108,15 @@ def load_video_model(
         alpha = torch.from_numpy(priors.alpha).to(device=device, dtype=dtype)
         with torch.no_grad():
             vectors = finetuned.motion_guide(guide, alpha)
+    max_frames = finetuned.components.unet.config.motion_max_seq_length
+    window = window or Window(frames=num_frames, stride=num_frames)
+    if min(window.frames, num_frames) > max_frames:
+        raise InputError(
+            f"window of {min(window.frames, num_frames)} frames: the motion adapter handles at most {max_frames}; "
+            "set window: frames"
+        )
     attention = install_processors(finetuned.components.unet, value_injection=vectors is not None)
-    return VideoModel(finetuned, attention, vectors, num_frames)
+    return VideoModel(finetuned, attention, vectors, num_frames, window)
 
 
 @torch.no_grad()
@@ -172,6 +198,7 @@ class EditSettings:
     negative_prompt: str
     device: str
     dtype: str  # auto, float32, bfloat16 or float16
+    window: Window = Window()
 
 
 def edit_video(
@@ -196,7 +223,7 @@ def edit_video(
     weights = Path(weights)
     source = load_file(weights / LATENTS_FILE)["source"]
     num_frames = source.shape[2]
-    model = load_video_model(weights, num_frames, priors, device, dtype, video_unet=video_unet)
+    model = load_video_model(weights, num_frames, priors, device, dtype, video_unet=video_unet, window=settings.window)
     components = model.finetuned.components
     height, width = model.finetuned.config["video"]["height"], model.finetuned.config["video"]["width"]
     guided = settings.guidance_scale > 1.0
@@ -226,7 +253,8 @@ def edit_job(
 
     _, attrs = read_array(frames)
     source_priors = SourcePriors.read(**priors) if priors else None
-    edit_settings = EditSettings(**{name: settings[name] for name in EditSettings.__dataclass_fields__})
+    fields = [name for name in EditSettings.__dataclass_fields__ if name != "window"]
+    edit_settings = EditSettings(**{name: settings[name] for name in fields}, window=Window(**settings["window"]))
     inverted, clips, seconds = edit_video(
         weights, video_unet, source_priors, source_prompt, {concept: edit["prompt"] for concept, edit in edits.items()}, edit_settings
     )

@@ -60,10 +60,13 @@ class FinetuneConfig:
     precision: str = "auto"  # autocast dtype: auto (bf16 on CUDA, fp32 elsewhere), fp32 (off), bf16, fp16 (with gradient scaling)
     gradient_checkpointing: bool = False
     motion_guide_hidden: int = 64  # MotionGuide trunk channels
+    window_frames: int = 16  # frames the motion module sees at once; a longer clip trains on a random window per step
 
 
 def _check_config(config: FinetuneConfig) -> torch.device:
     get_method(config.method)
+    if config.window_frames < 1:
+        raise InputError(f"window frames must be positive, got {config.window_frames}")
     if config.steps < 1:
         raise InputError(f"finetune steps must be positive, got {config.steps}")
     if not config.learning_rate > 0:
@@ -168,8 +171,13 @@ def finetune(
     components = load_components(spec, device, autocast_dtype, video_unet=video_unet)
     unet = components.unet
     max_frames = unet.config.motion_max_seq_length
-    if num_frames > max_frames:
-        raise InputError(f"clip has {num_frames} frames; the motion adapter handles at most {max_frames}")
+    window = min(num_frames, config.window_frames)
+    if window > max_frames:
+        raise InputError(f"window of {window} frames: the motion adapter handles at most {max_frames}; set window: frames")
+    # Drawn up front on the host (no per-step sync): the first frame of each step's window.
+    window_starts = torch.randint(
+        0, num_frames - window + 1, (config.steps,), generator=torch.Generator().manual_seed(config.seed)
+    ).tolist()
     scheduler = DDPMScheduler.from_config(components.scheduler_config)
     prediction_type = scheduler.config.prediction_type
     if prediction_type not in PREDICTION_TYPES:
@@ -212,18 +220,20 @@ def finetune(
     video_attention = install_processors(unet, value_injection=motion_guide is not None)
     timesteps, losses = [], []
     try:
-        for _ in tqdm(range(config.steps), desc=f"fine-tune {config.method}"):
+        for start in tqdm(window_starts, desc=f"fine-tune {config.method}"):
+            stop = start + window
+            clean = latents[:, :, start:stop]
             timestep = torch.randint(
                 0, scheduler.config.num_train_timesteps, (1,), generator=generator, device=device
             )
-            noise = torch.randn(latents.shape, generator=generator, device=device)
-            noisy = scheduler.add_noise(latents, noise, timestep)
+            noise = torch.randn(clean.shape, generator=generator, device=device)
+            noisy = scheduler.add_noise(clean, noise, timestep)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast):
-                vectors = motion_guide(guide_tensor, alpha_tensor) if motion_guide else None
-            with video_attention.frames(num_frames, vectors, config.guide_scale):
+                vectors = motion_guide(guide_tensor[start:stop], alpha_tensor[start:stop]) if motion_guide else None
+            with video_attention.frames(window, vectors, config.guide_scale):
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast):
-                    prediction = unet(noisy.to(unet.dtype), timestep, **text.unet_kwargs(num_frames)).sample
-                loss = F.mse_loss(prediction.float(), _target(scheduler, latents, noise, timestep))
+                    prediction = unet(noisy.to(unet.dtype), timestep, **text.unet_kwargs(window)).sample
+                loss = F.mse_loss(prediction.float(), _target(scheduler, clean, noise, timestep))
                 scaler.scale(loss).backward()  # inside: checkpointed layers rerun their processors here
             scaler.step(optimizer)
             scaler.update()

@@ -1,0 +1,119 @@
+"""Temporal windows (vidmp3.windows) and clips longer than the window through fine-tuning and editing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import vidmp3.finetune
+from vidmp3.editing import EditSettings, SourcePriors, edit_video
+from vidmp3.errors import InputError
+from vidmp3.finetune import FinetuneConfig, finetune
+from vidmp3.model.presets import load_components, model_spec
+from vidmp3.model.tiny import build_tiny
+from vidmp3.motionguide import guide_input
+from vidmp3.windows import Window, blend_windows
+
+PROMPT = "a cube moving over a field"
+
+
+@pytest.mark.parametrize("frames, stride, length", [(4, 2, 12), (4, 4, 10), (4, 3, 4), (8, 4, 5), (16, 8, 128)])
+def test_windows_cover_every_frame_and_end_flush(frames, stride, length):
+    window = Window(frames, stride)
+    starts = window.starts(length)
+    assert starts[0] == 0 and starts == sorted(set(starts))
+    assert starts[-1] == max(0, length - frames)
+    covered = set().union(*(range(start, min(start + frames, length)) for start in starts))
+    assert covered == set(range(length))
+    assert all(b - a <= stride for a, b in zip(starts, starts[1:]))
+
+
+def test_weights_fall_off_towards_the_edges():
+    weights = Window(8, 4).weights(8)
+    assert torch.equal(weights, weights.flip(0)) and (weights > 0).all()
+    assert weights[0] < weights[1] < weights[2] < weights[3] == weights[4]
+
+
+def test_blending_keeps_what_every_window_agrees_on_and_averages_the_rest():
+    """A prediction that depends only on the frame (not on the window) comes back exactly; one that
+    depends on the window is averaged with weights that favour the window a frame is central in."""
+    window = Window(4, 2)
+    per_frame = torch.arange(10, dtype=torch.float32).view(1, 1, 10, 1, 1) * 1.5
+    agreed = blend_windows(window, 10, lambda start, stop: per_frame[:, :, start:stop])
+    torch.testing.assert_close(agreed, per_frame)
+    by_window = blend_windows(window, 10, lambda start, stop: torch.full((1, 1, stop - start, 1, 1), float(start)))
+    assert by_window[0, 0, 0].item() == 0.0 and by_window[0, 0, -1].item() == 6.0  # edge frames: one window each
+    assert by_window[0, 0, 3].item() == pytest.approx((0 * 1 + 2 * 2) / (1 + 2))  # windows 0 (its edge) and 2
+
+
+def test_bad_windows_are_input_errors():
+    with pytest.raises(InputError, match="window stride must be between 1 and the window's 4 frames, got 5"):
+        Window(4, 5)
+    with pytest.raises(InputError, match="window frames must be positive"):
+        Window(0, 1)
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """A 10-frame 32x32 clip of a moving square (longer than the 4-frame windows below), its priors and the tiny model."""
+    root = tmp_path_factory.mktemp("models")
+    build_tiny("tiny", root / "tiny", seed=0)
+    rng = np.random.default_rng(0)
+    count = 10
+    frames = np.full((count, 32, 32, 3), 90, np.uint8)
+    corr = np.zeros((count, 32, 32, 3), np.float32)
+    depth = np.zeros((count, 32, 32), np.float32)
+    for t in range(count):
+        frames[t, 8:20, 2 + 2 * t : 10 + 2 * t] = (200, 40, 40)
+        corr[t, 8:20, 2 + 2 * t : 10 + 2 * t] = rng.uniform(0.1, 1.0, (12, 8, 3))
+        depth[t, 8:20, 2 + 2 * t : 10 + 2 * t] = 0.5
+    alpha = np.full(count, 96 / 1024, np.float32)
+    return model_spec("tiny", tiny_dir=root), frames, corr, depth, alpha
+
+
+def recording_frames(monkeypatch, module):
+    """Record the frame count of every UNet call made through `module.load_components`."""
+    calls = []
+
+    def load_and_record(*args, **kwargs):
+        components = load_components(*args, **kwargs)
+        unet_forward = components.unet.forward
+
+        def forward(sample, *rest, **keywords):
+            calls.append(sample.shape[2])
+            return unet_forward(sample, *rest, **keywords)
+
+        components.unet.forward = forward
+        return components
+
+    monkeypatch.setattr(module, "load_components", load_and_record)
+    return calls
+
+
+def test_a_long_clip_trains_and_edits_one_window_at_a_time(long_clip, tmp_path, monkeypatch):
+    spec, frames, corr, depth, alpha = long_clip
+    calls = recording_frames(monkeypatch, vidmp3.finetune)
+    config = FinetuneConfig(steps=3, learning_rate=1e-2, motion_guide_hidden=8, window_frames=4)
+    guide = guide_input(corr, depth, "product")
+    finetune(frames, guide, alpha, PROMPT, spec, config, tmp_path / "w")
+    assert calls == [4, 4, 4]  # memory of one window, whatever the clip's length
+    calls.clear()
+    settings = EditSettings(2, 2, 2.0, "", "cpu", "float32", window=Window(4, 2))
+    priors = SourcePriors(corr, depth, alpha)
+    inverted, clips, _ = edit_video(tmp_path / "w", None, priors, PROMPT, {"x": "a cone"}, settings)
+    windows = len(Window(4, 2).starts(10))
+    assert calls == [4] * windows * (2 + 2)  # every window at every inversion and sampling step
+    assert inverted.shape[2] == 10 and clips["x"].shape == frames.shape
+    _, again, _ = edit_video(tmp_path / "w", None, priors, PROMPT, {"x": "a cone"}, settings)
+    assert np.array_equal(clips["x"], again["x"])
+
+
+def test_a_window_longer_than_the_motion_adapter_reaches_is_refused(long_clip, tmp_path):
+    spec, frames, corr, depth, alpha = long_clip
+    max_frames = load_components(spec, "cpu", torch.float32).unet.config.motion_max_seq_length
+    long = np.concatenate([frames] * (max_frames // len(frames) + 1))
+    config = FinetuneConfig(steps=1, method="no-motionguide", window_frames=max_frames + 1)
+    with pytest.raises(InputError, match=f"window of {max_frames + 1} frames: the motion adapter handles at most {max_frames}"):
+        finetune(long, None, None, PROMPT, spec, config, tmp_path / "w")
+    assert not (tmp_path / "w").exists()

@@ -1,0 +1,76 @@
+"""Temporal windows: clips of any length through a motion module that knows a fixed number of frames.
+
+A clip longer than the window is covered by overlapping windows (`starts`). Fine-tuning trains on a
+random window per step; DDIM inversion and sampling run every window at each timestep and blend the
+overlapping predictions with weights that fall off towards a window's edges, so that each step moves
+one consistent latent video (MultiDiffusion-style fusion along time) rather than stitched pieces.
+Memory is that of one window, time grows with the number of windows. torch is imported where
+tensors are made, so that the Snakefile can check a window at parse time without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from vidmp3.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class Window:
+    """`frames` frames per window, consecutive windows `stride` frames apart."""
+
+    frames: int = 16
+    stride: int = 8
+
+    def __post_init__(self):
+        if self.frames < 1:
+            raise InputError(f"window frames must be positive, got {self.frames}")
+        if not 1 <= self.stride <= self.frames:
+            raise InputError(f"window stride must be between 1 and the window's {self.frames} frames, got {self.stride}")
+
+    def starts(self, num_frames: int) -> list[int]:
+        """First frame of each window: every `stride` frames, the last one flush with the clip's end
+        (one window, starting at 0, for a clip no longer than a window)."""
+        if num_frames <= self.frames:
+            return [0]
+        starts = list(range(0, num_frames - self.frames + 1, self.stride))
+        if starts[-1] != num_frames - self.frames:
+            starts.append(num_frames - self.frames)
+        return starts
+
+    def weights(self, length: int) -> torch.Tensor:
+        """Blending weight of each frame of a window of `length` frames: 1, 2, ... up to the middle and
+        down again, so a frame counts most in the window where it is farthest from the edges."""
+        import torch
+
+        index = torch.arange(length, dtype=torch.float64)
+        return torch.minimum(index + 1, length - index)
+
+
+def blend_windows(
+    window: Window, num_frames: int, predict: Callable[[int, int], torch.Tensor], frame_dim: int = 2
+) -> torch.Tensor:
+    """One prediction for the whole clip from `predict(start, stop)` of each window (tensors whose
+    dimension `frame_dim` holds the window's frames), averaged with the windows' weights per frame."""
+    import torch
+
+    total = weight_sum = None
+    for start in window.starts(num_frames):
+        stop = min(start + window.frames, num_frames)
+        prediction = predict(start, stop)
+        shape = [1] * prediction.ndim
+        shape[frame_dim] = stop - start
+        weights = window.weights(stop - start).to(device=prediction.device, dtype=torch.float32).view(shape)
+        if total is None:
+            full = list(prediction.shape)
+            full[frame_dim] = num_frames
+            total = torch.zeros(full, device=prediction.device, dtype=torch.float32)
+            weight_sum = torch.zeros([num_frames if d == frame_dim else 1 for d in range(prediction.ndim)], device=prediction.device, dtype=torch.float32)
+        total.narrow(frame_dim, start, stop - start).add_(prediction.float() * weights)
+        weight_sum.narrow(frame_dim, start, stop - start).add_(weights)
+    return (total / weight_sum).to(prediction.dtype)
