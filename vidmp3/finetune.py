@@ -34,7 +34,7 @@ from vidmp3.errors import InputError
 from vidmp3.model.presets import Components, ModelSpec, load_components
 from vidmp3.model.processors import install_processors
 from vidmp3.methods import get_method
-from vidmp3.model.video_unet import motion_widths, set_trainable, trainable_unet_parameters
+from vidmp3.model.video_unet import enable_gradient_checkpointing, motion_widths, set_trainable, trainable_unet_parameters
 from vidmp3.motionguide import MotionGuide, guide_input
 from vidmp3.store import read_array
 
@@ -182,7 +182,7 @@ def finetune(
         guide_tensor = torch.from_numpy(np.asarray(guide, dtype=np.float32)).to(device)
         alpha_tensor = torch.from_numpy(np.asarray(alpha, dtype=np.float32)).to(device)
     if config.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
+        enable_gradient_checkpointing(unet)
     unet.train()
 
     parameters = list(trainable.values()) + (list(motion_guide.parameters()) if motion_guide else [])
