@@ -13,7 +13,7 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from vidmp3.model import full_size
-from vidmp3.model.memory import GiB, finetune_weight_bytes, unet_step_activation_bytes
+from vidmp3.model.costs import GiB, finetune_weight_bytes, unet_flops, unet_step_activation_bytes
 from vidmp3.model.processors import MotionGuideValueProcessor, SparseCausalAttnProcessor, install_processors
 from vidmp3.model.video_unet import build_video_unet, motion_widths, set_trainable
 from vidmp3.motionguide import MotionGuide
@@ -146,3 +146,12 @@ def test_sd15_finetune_step_fits_24_gib():
     assert weights["adam_fp32"] == 8 * 62_862_208
     assert counts["full"] + sum(weights.values()) < 24 * GiB
     assert counts["none"] + sum(weights.values()) > 24 * GiB
+
+
+def test_sd15_flop_floors():
+    """The floors of the issue: 19.63 TFLOP per UNet forward, 43.03 per fine-tune step at 16x512x512."""
+    with torch.device("meta"):
+        unet = build_video_unet(full_size.unet2d("sd15"), full_size.motion_adapter("sd15")).to(torch.bfloat16)
+    text = torch.zeros(1, full_size.MAX_TOKENS, 768, device="meta")
+    assert round(unet_flops(unet, "vidmp3", 16, 64, 64, text, train=False) / 1e12, 2) == 19.63
+    assert round(unet_flops(unet, "vidmp3", 16, 64, 64, text, train=True) / 1e12, 2) == 43.03

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vidmp3.model.memory import SavedTensorCounter, unet_step_activation_bytes
+from vidmp3.model.costs import SavedTensorCounter, unet_step_activation_bytes
 from vidmp3.model.processors import install_processors
 from vidmp3.model.tiny import TEXT_WIDTH, tiny_motion_adapter, tiny_unet2d
 from vidmp3.model.video_unet import attention_layers, build_video_unet, enable_gradient_checkpointing, motion_widths, set_trainable

@@ -1,8 +1,13 @@
-"""Counting the memory of a fine-tune step without running it: saved activations and weight states.
+"""Counting the cost of a video UNet step without running it: saved activations, FLOPs, weight states.
+
+Everything here runs on the meta device as well (shapes only, no memory, seconds even at full size).
+`unet_flops` counts with torch's FlopCounterMode: 19.63 TFLOP for one SD-1.5 video UNet forward at
+16x512x512 and 43.03 TFLOP for a fine-tune step (forward and backward, checkpointing's recompute not
+included), the floors that `benchmarks/gpu.py` reports MFU against.
 
 `SavedTensorCounter` sums the bytes autograd keeps for backward (through
-`torch.autograd.graph.saved_tensors_hooks`), so a forward on the meta device (shapes only, no
-memory, seconds even at full size) says how much activation memory a real step keeps. Each storage
+`torch.autograd.graph.saved_tensors_hooks`), so a forward on the meta device says how much
+activation memory a real step keeps. Each storage
 is counted once (views count as their base; a tensor saved by several ops once) and parameters are
 left out (they are weights, counted by `finetune_weight_bytes`). Checkpointed regions keep only
 their inputs, which autograd saves through the same hooks, so they are counted too.
@@ -20,6 +25,7 @@ import torch.nn.functional as F
 from diffusers import UNetMotionModel
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils.flop_counter import FlopCounterMode
 
 from vidmp3.methods import get_method
 from vidmp3.model.processors import install_processors
@@ -84,6 +90,23 @@ def _meta_nbytes(tensor: torch.Tensor) -> int:
     return tensor.numel() * tensor.element_size()
 
 
+def _step_inputs(
+    unet: UNetMotionModel, value_injection: bool, num_frames: int, latent_height: int, latent_width: int, text_states: torch.Tensor
+) -> tuple[dict[int, torch.Tensor] | None, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MotionGuide vectors (leaves that require grad, as MotionGuide trains), latents, timestep and the
+    per-frame text states of one step, in the UNet's device and dtype."""
+    device, dtype = unet.device, unet.dtype
+    vectors = (
+        {width: torch.zeros(num_frames, width, device=device, dtype=dtype, requires_grad=True) for width in motion_widths(unet)}
+        if value_injection
+        else None
+    )
+    latents = torch.zeros(1, unet.config.in_channels, num_frames, latent_height, latent_width, device=device, dtype=dtype)
+    timestep = torch.tensor([500], device=device)
+    text = text_states.to(device=device, dtype=dtype).repeat_interleave(num_frames, dim=0)
+    return vectors, latents, timestep, text
+
+
 def unet_step_activation_bytes(
     unet: UNetMotionModel,
     method: str,
@@ -97,13 +120,11 @@ def unet_step_activation_bytes(
     """Bytes of activations one fine-tune step of `method` keeps for backward through the video UNet.
 
     The UNet (on the meta device, or any device) gets the method's trainable set, the video processors
-    and `checkpointing` (one of CHECKPOINTING); latents, text states and the MotionGuide vectors (leaves
-    that require grad, as MotionGuide trains) are made in the UNet's dtype. MotionGuide's own
-    activations are not included. The UNet is left with the processors restored.
+    and `checkpointing` (one of CHECKPOINTING). MotionGuide's own activations are not included. The
+    UNet is left with the processors restored.
     """
     if checkpointing not in CHECKPOINTING:
         raise ValueError(f"checkpointing {checkpointing!r} is unknown; expected one of {CHECKPOINTING}")
-    device, dtype = unet.device, unet.dtype
     set_trainable(unet, method)
     if checkpointing == "diffusers":
         unet.enable_gradient_checkpointing()
@@ -111,23 +132,41 @@ def unet_step_activation_bytes(
         enable_gradient_checkpointing(unet)
     unet.train()
     value_injection = get_method(method).guide_variant is not None
-    vectors = (
-        {width: torch.zeros(num_frames, width, device=device, dtype=dtype, requires_grad=True) for width in motion_widths(unet)}
-        if value_injection
-        else None
-    )
-    latents = torch.zeros(1, unet.config.in_channels, num_frames, latent_height, latent_width, device=device, dtype=dtype)
-    timestep = torch.tensor([500], device=device)
+    vectors, latents, timestep, text = _step_inputs(unet, value_injection, num_frames, latent_height, latent_width, text_states)
     attention = install_processors(unet, value_injection=value_injection)
     try:
         with attention.frames(num_frames, vectors, 0.1), SavedTensorCounter() as counter:
-            unet(
-                latents,
-                timestep,
-                encoder_hidden_states=text_states.to(device=device, dtype=dtype).repeat_interleave(num_frames, dim=0),
-                added_cond_kwargs=added_cond_kwargs,
-            )
+            unet(latents, timestep, encoder_hidden_states=text, added_cond_kwargs=added_cond_kwargs)
             return counter.bytes
+    finally:
+        attention.restore()
+
+
+def unet_flops(
+    unet: UNetMotionModel,
+    method: str,
+    num_frames: int,
+    latent_height: int,
+    latent_width: int,
+    text_states: torch.Tensor,
+    train: bool,
+    added_cond_kwargs: dict[str, torch.Tensor] | None = None,
+) -> int:
+    """FLOPs of one video UNet call for `method`: a forward (`train` False: inversion and sampling, per
+    prompt) or a fine-tune step's forward and backward (`train` True; without the recompute of gradient
+    checkpointing, which the floor does not need)."""
+    value_injection = get_method(method).guide_variant is not None
+    if train:
+        set_trainable(unet, method)
+    vectors, latents, timestep, text = _step_inputs(unet, value_injection, num_frames, latent_height, latent_width, text_states)
+    attention = install_processors(unet, value_injection=value_injection)
+    try:
+        with attention.frames(num_frames, vectors, 0.1), FlopCounterMode(display=False) as counter:
+            with torch.set_grad_enabled(train):
+                prediction = unet(latents, timestep, encoder_hidden_states=text, added_cond_kwargs=added_cond_kwargs).sample
+                if train:
+                    prediction.float().square().mean().backward()
+        return counter.get_total_flops()
     finally:
         attention.restore()
 
