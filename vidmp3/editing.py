@@ -22,14 +22,11 @@ from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
-from vidmp3.frames import encode_video
 from vidmp3.finetune import Finetuned, load_finetuned
 from vidmp3.model.presets import TextConditioning
 from vidmp3.model.processors import VideoAttention, install_processors
 from vidmp3.methods import get_method
 from vidmp3.motionguide import guide_input
-from vidmp3.store import read_array
-from vidmp3.strips import write_edit_strip
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +62,8 @@ class SourcePriors:
 
     @classmethod
     def read(cls, corr: str | os.PathLike, depth: str | os.PathLike, alpha: str | os.PathLike) -> SourcePriors:
+        from vidmp3.store import read_array  # zarr: imported by the workflow's jobs, not by in-process callers
+
         return cls(*(read_array(path)[0].astype(np.float32) for path in (corr, depth, alpha)))
 
 
@@ -193,6 +192,8 @@ def edit_video(
 
 def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float) -> None:
     """The edited clip as an H.264 mp4, atomically."""
+    from vidmp3.frames import encode_video  # av: only jobs that write videos import it
+
     with atomic_path(path) as tmp:
         encode_video(frames, tmp, fps, crf=16)
 
@@ -202,6 +203,8 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 def invert_job(frames, weights, priors: dict, prompt: str, steps: int, device: str, dtype: str, out_dir) -> None:
     """The inversion rule: paths in, latents folder out. `priors` maps corr/depth/alpha to arrays (or is empty)."""
+    from vidmp3.store import read_array
+
     frame_array, _ = read_array(frames)
     source_priors = SourcePriors.read(**priors) if priors else None
     invert_video(weights, frame_array, source_priors, prompt, steps, device, DTYPES[dtype], out_dir)
@@ -209,6 +212,9 @@ def invert_job(frames, weights, priors: dict, prompt: str, steps: int, device: s
 
 def edit_job(frames, weights, latents, priors: dict, settings: dict, video_out, strip_out, title: str) -> None:
     """The edit rule: sample the edit, write it as mp4 at the source's sampled frame rate, and its strip."""
+    from vidmp3.store import read_array
+    from vidmp3.strips import write_edit_strip
+
     frame_array, attrs = read_array(frames)
     source_priors = SourcePriors.read(**priors) if priors else None
     edited = edit_video(

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
-from matplotlib.figure import Figure
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -36,7 +35,6 @@ from vidmp3.model.processors import install_processors
 from vidmp3.methods import get_method
 from vidmp3.model.video_unet import enable_gradient_checkpointing, motion_widths, set_trainable, trainable_unet_parameters
 from vidmp3.motionguide import MotionGuide, guide_input
-from vidmp3.store import read_array
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 """What a base model's UNet predicts (its scheduler config); the loss regresses the same quantity."""
@@ -102,6 +100,8 @@ def _check_inputs(
 
 
 def _write_loss_curve(folder: Path, losses: list[tuple[int, int, float]], title: str, prediction_type: str) -> None:
+    from matplotlib.figure import Figure  # plotting is no part of the GPU path's imports
+
     with open(folder / "loss.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["step", "timestep", "loss"])
@@ -242,6 +242,8 @@ def finetune_video(
     """`finetune` on a video's priors group (`results/priors/{video}.zarr`): its `frames`, and for
     MotionGuide methods the input of the method's variant built from `corr` and `depth` (the same
     way editing builds it), with `alpha`."""
+    from vidmp3.store import read_array  # zarr: the workflow's job reads the store, in-process callers pass arrays
+
     priors = Path(priors)
     frames, _ = read_array(priors / "frames")
     variant = get_method(config.method).guide_variant

@@ -9,8 +9,15 @@ The tokenizer's vocabulary is data, not a config: random text encoders get a sma
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import torch
 from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
+
+from vidmp3.atomic import atomic_path
+from vidmp3.model.tiny import tiny_scheduler, tiny_tokenizer
 
 UNET = {
     "sd15": {
@@ -108,3 +115,26 @@ def sd15_text_encoder(vocab_size: int) -> CLIPTextModel:
         pad_token_id=vocab_size - 1,
     )
     return CLIPTextModel(config)
+
+
+def build_random_sd15(out_dir: str | os.PathLike, dtype: torch.dtype, device: str | torch.device, seed: int = 0) -> None:
+    """Random weights of SD-1.5 + AnimateDiff v1-5 shapes in `out_dir/base` and `out_dir/motion_adapter`
+    (the `tiny` presets' layout; saved in `dtype`), initialised on `device` (fast on a GPU) from `seed`.
+
+    The tokenizer is `tiny_tokenizer` at SD-1.5's 77 tokens and the text encoder's vocabulary fits it.
+    """
+    with atomic_path(out_dir) as tmp, torch.random.fork_rng(devices=[]), torch.device(device):
+        torch.manual_seed(seed)
+        out = Path(tmp)
+        tokenizer = tiny_tokenizer()
+        tokenizer.model_max_length = MAX_TOKENS
+        for model, folder in (
+            (unet2d("sd15"), "base/unet"),
+            (sd15_vae(), "base/vae"),
+            (sd15_text_encoder(len(tokenizer)), "base/text_encoder"),
+            (motion_adapter("sd15"), "motion_adapter"),
+        ):
+            model.to(dtype).save_pretrained(out / folder)
+            del model
+        tokenizer.save_pretrained(out / "base" / "tokenizer")
+        tiny_scheduler().save_pretrained(out / "base" / "scheduler")
