@@ -12,8 +12,10 @@ fits a 24 GiB card (`torch.cuda.set_per_process_memory_fraction`; on a CPU, the 
     python benchmarks/gpu.py                       # 16x512x512: fine-tune 100, invert 50, 6 edits x 50 with CFG
     python benchmarks/gpu.py --tiny --device cpu   # the tiny preset's shapes, 4x64x64, 2 steps (tests run this)
 
-The floor counts the UNet only (not the VAE or text encoder); `fine-tune` and the end-to-end row
-include loading, so their MFU is a lower bound. Imports only torch, diffusers, transformers and the
+The floor counts the UNet only (not the VAE or text encoder). Fine-tuning runs twice, all steps and then 1
+step, so its setup and seconds per step are told apart without timing code in the library (as in
+`finetune_speed.py`; one-time costs fall in the long run, so s/step errs high); inversion and edits include encoding and decoding, and the end-to-end row
+(fine-tune, load, invert, edits) includes every load, so their MFU is a lower bound. Imports only torch, diffusers, transformers and the
 vidmp3 modules of that path (no snakemake, zarr or av); tabulate when it is installed.
 """
 
@@ -176,10 +178,18 @@ def run(args: argparse.Namespace) -> list[list[str]]:
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
-        with Clock(device) as tuned:
+        with Clock(device) as tuned:  # first, so one-time costs (first kernels, lazy imports) fall in the long run
             finetune(frames, guide, priors.alpha, PROMPT, spec, config, folder / "weights")
+        with Clock(device) as one_step:
+            finetune(frames, guide, priors.alpha, PROMPT, spec, replace(config, steps=1), folder / "one-step")
+        step_seconds = (tuned.seconds - one_step.seconds) / max(args.finetune_steps - 1, 1)
+        row("fine-tune setup: load, encode, save (a 1-step run less a step)", one_step, None, None, one_step.seconds - step_seconds)
         floor = counts["step"] * args.finetune_steps
-        row(f"fine-tune {args.finetune_steps} steps (+ load, encode, save)", tuned, args.finetune_steps, floor)
+        rows.append(
+            [f"fine-tune {args.finetune_steps} steps (with setup; s/step and MFU without)", f"{tuned.seconds:.2f}",
+             f"{step_seconds:.3f}", f"{floor:.4g}", f"{100 * counts['step'] / step_seconds / peak:.3g}%",
+             f"{tuned.peak:.2f}" if tuned.peak is not None else "n/a"]
+        )
 
         if device.type == "cuda":
             fit = fits_24_gib(frames, guide, priors.alpha, spec, replace(config, steps=FIT_STEPS), folder / "fit")
