@@ -185,9 +185,11 @@ def run(args: argparse.Namespace) -> list[list[str]]:
         step_seconds = (tuned.seconds - one_step.seconds) / max(args.finetune_steps - 1, 1)
         row("fine-tune setup: load, encode, save (a 1-step run less a step)", one_step, None, None, one_step.seconds - step_seconds)
         floor = counts["step"] * args.finetune_steps
+        resolved = step_seconds > 0  # at tiny sizes on a busy CPU the two runs' noise can exceed a step
         rows.append(
             [f"fine-tune {args.finetune_steps} steps (with setup; s/step and MFU without)", f"{tuned.seconds:.2f}",
-             f"{step_seconds:.3f}", f"{floor:.4g}", f"{100 * counts['step'] / step_seconds / peak:.3g}%",
+             f"{step_seconds:.3f}" if resolved else "noise", f"{floor:.4g}",
+             f"{100 * counts['step'] / step_seconds / peak:.3g}%" if resolved else "noise",
              f"{tuned.peak:.2f}" if tuned.peak is not None else "n/a"]
         )
 
