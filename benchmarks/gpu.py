@@ -59,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help="DDIM steps of the inversion and of each edit")
     parser.add_argument("--edits", type=int, help=f"edits of the video (at most {len(EDITS)})")
     parser.add_argument("--guidance-scale", type=float, default=7.5)
+    parser.add_argument(
+        "--no-gradient-checkpointing", action="store_true", help="fine-tune without it (faster, about 20 GiB more)"
+    )
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="989: H100/H200 dense bf16; 312: A100")
     args = parser.parse_args(argv)
     small = {"frames": 4, "size": 64, "finetune_steps": 2, "steps": 2, "edits": 2}
@@ -104,7 +107,7 @@ def synthetic_video(frames: int, size: int) -> tuple[np.ndarray, SourcePriors]:
     return pixels, SourcePriors(corr, depth, inside.mean(axis=(1, 2)).astype(np.float32))
 
 
-def meta_counts(tiny_shapes: bool, frames: int, size: int) -> dict[str, float]:
+def meta_counts(tiny_shapes: bool, frames: int, size: int, checkpointing: str) -> dict[str, float]:
     """FLOP floors (TFLOP) and the 24 GiB fit (GiB) of this model and size, counted on the meta device."""
     latent = size // 8
     with torch.device("meta"):
@@ -118,7 +121,7 @@ def meta_counts(tiny_shapes: bool, frames: int, size: int) -> dict[str, float]:
     text = torch.zeros(1, tokens, unet.config.cross_attention_dim, device="meta")
     forward = unet_flops(unet, METHOD, frames, latent, latent, text, train=False) / 1e12
     step = unet_flops(unet, METHOD, frames, latent, latent, text, train=True) / 1e12
-    activations = unet_step_activation_bytes(unet, METHOD, frames, latent, latent, text, "full")
+    activations = unet_step_activation_bytes(unet, METHOD, frames, latent, latent, text, checkpointing)
     weights = finetune_weight_bytes(unet, set_trainable(unet, METHOD), sum(p.numel() for p in motion_guide.parameters()))
     return {"forward": forward, "step": step, "activations": activations / GiB, "weights": sum(weights.values()) / GiB}
 
@@ -150,7 +153,7 @@ def run(args: argparse.Namespace) -> list[list[str]]:
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype]
     rows: list[list[str]] = []
-    counts = meta_counts(args.tiny, args.frames, args.size)
+    counts = meta_counts(args.tiny, args.frames, args.size, "none" if args.no_gradient_checkpointing else "full")
     peak = args.peak_tflops
 
     def row(stage: str, timed: Clock, steps: int | None, floor: float | None, seconds: float | None = None) -> None:
@@ -163,7 +166,11 @@ def run(args: argparse.Namespace) -> list[list[str]]:
     frames, priors = synthetic_video(args.frames, args.size)
     guide = guide_input(priors.corr, priors.depth)
     config = FinetuneConfig(
-        method=METHOD, steps=args.finetune_steps, device=args.device, precision=PRECISION[dtype], gradient_checkpointing=True
+        method=METHOD,
+        steps=args.finetune_steps,
+        device=args.device,
+        precision=PRECISION[dtype],
+        gradient_checkpointing=not args.no_gradient_checkpointing,
     )
     with tempfile.TemporaryDirectory(prefix="vidmp3-gpu-") as tmp:
         folder = Path(tmp)
