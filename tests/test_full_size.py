@@ -96,6 +96,13 @@ def test_processor_placement(video_unet):
         assert (len(sparse), len(value)) == {"sd15": (16, 40), "sdxl": (70, 30)}[family]
     finally:
         attention.restore()
+    attention = install_processors(unet, value_injection=False)  # no-motionguide, tune-a-video
+    try:
+        kinds = [type(p) for p in unet.attn_processors.values()]
+        assert kinds.count(SparseCausalAttnProcessor) == len(sparse)
+        assert kinds.count(AttnProcessor2_0) == len(stock) + len(value)
+    finally:
+        attention.restore()
 
 
 def test_trainable_sets_against_the_paper(video_unet):
@@ -125,6 +132,8 @@ def test_trainable_sets_against_the_paper(video_unet):
     if family == "sd15":
         assert round((unet_part + count(motion_guide)) / 1e6, 2) == 62.86
 
+    for ablation in ("no-motionguide", "corr-only", "depth-only", "concat"):  # the same UNet weights train
+        assert set_trainable(unet, ablation).keys() == selected.keys()
     whole = set_trainable(unet, "tune-a-video")
     assert sum(p.numel() for p in whole.values()) == sum(queries.values()) + count(adapter)
 
