@@ -138,11 +138,12 @@ def enable_gradient_checkpointing(unet: UNetMotionModel) -> None:
 
     diffusers 0.42 checkpoints the resnets, the spatial transformer blocks and the mid block's motion
     module, but the down and up blocks call their motion modules (AnimateDiffTransformer3D) directly:
-    at 16 frames of 512x512 those keep about 10 GiB of activations. Each of them is checkpointed
-    here as a whole, the way diffusers' mid block does it; parameter names do not change.
+    at 16 frames of 512x512 (SD-1.5) those keep about 9 GiB of activations (`benchmarks/memory_count.py`).
+    Each of them is checkpointed here as a whole, the way diffusers' mid block does it; parameter names
+    do not change.
     """
     unet.enable_gradient_checkpointing(checkpoint)
     for block in (*unet.down_blocks, *unet.up_blocks):
-        for motion_module in getattr(block, "motion_modules", ()):
+        for motion_module in block.motion_modules:
             if not isinstance(motion_module.forward, _CheckpointedForward):
                 motion_module.forward = _CheckpointedForward(motion_module.forward)
