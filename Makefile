@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# torch is installed only where the venv has none, so a CUDA build installed first is kept (README,
+# "GPU machines"); TORCH is what goes in otherwise (the CPU build on the project's machines).
+TORCH ?= torch==2.13.0
 
 .PHONY: setup demo test test-slurm lint clean toyworld-weights
 
@@ -10,6 +13,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@

@@ -3,8 +3,9 @@
 Default: the tiny preset, 16 frames at 64x64, 100 steps, on the CPU. Each case runs twice (1 step and
 all steps), so setup (loading, VAE and text encoding) and seconds per step are separated without
 timing code in the library. `--preset sd15 --device cuda --size 512` times full-size SD-1.5 +
-AnimateDiff shapes; when those weights are not in the local cache, random weights of the same
-shapes are built in a temporary folder (timing only, the loss means nothing then).
+AnimateDiff v1-5 shapes; when those weights are not in the local cache, random weights of the same
+shapes are built in a temporary folder by `vidmp3.model.full_size.build_random_sd15` (timing only,
+the loss means nothing then).
 """
 
 from __future__ import annotations
@@ -17,45 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
 
 from vidmp3.errors import InputError
 from vidmp3.finetune import FinetuneConfig, finetune
+from vidmp3.model.full_size import build_random_sd15
 from vidmp3.model.presets import ModelSpec, check_model_files, model_spec
-from vidmp3.model.tiny import build_tiny, tiny_scheduler, tiny_tokenizer
+from vidmp3.model.tiny import build_tiny
 from vidmp3.methods import get_method
 from vidmp3.motionguide import MotionGuide
-
-
-def build_random_sd15(out_dir: Path) -> ModelSpec:
-    """Full-size SD-1.5 + AnimateDiff (v1.5-v2 layout) shapes with random weights."""
-    torch.manual_seed(0)
-    base = out_dir / "base"
-    UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8).save_pretrained(base / "unet")
-    AutoencoderKL(
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        sample_size=512,
-    ).save_pretrained(base / "vae")
-    text_config = CLIPTextConfig(
-        vocab_size=49408,
-        hidden_size=768,
-        intermediate_size=3072,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        max_position_embeddings=77,
-        hidden_act="quick_gelu",
-    )
-    CLIPTextModel(text_config).save_pretrained(base / "text_encoder")
-    tokenizer = tiny_tokenizer()
-    tokenizer.model_max_length = 77
-    tokenizer.save_pretrained(base / "tokenizer")
-    tiny_scheduler().save_pretrained(base / "scheduler")
-    MotionAdapter().save_pretrained(out_dir / "motion_adapter")
-    return model_spec("sd15", base=str(base), motion_adapter=str(out_dir / "motion_adapter"))
 
 
 def resolve_spec(preset: str, workdir: Path) -> tuple[ModelSpec, str]:
@@ -69,7 +39,10 @@ def resolve_spec(preset: str, workdir: Path) -> tuple[ModelSpec, str]:
     except InputError:
         if preset != "sd15":
             raise
-        return build_random_sd15(workdir / "random-sd15"), "random weights, real shapes"
+        folder = workdir / "random-sd15"
+        build_random_sd15(folder, torch.float32, "cpu")
+        spec = model_spec("sd15", base=str(folder / "base"), motion_adapter=str(folder / "motion_adapter"))
+        return spec, "random weights, real shapes"
 
 
 def synthetic_video(num_frames: int, size: int, variant: str | None):

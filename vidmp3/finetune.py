@@ -25,7 +25,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
-from matplotlib.figure import Figure
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
@@ -34,7 +33,7 @@ from vidmp3.errors import InputError
 from vidmp3.model.presets import Components, ModelSpec, configure_device, load_components
 from vidmp3.model.processors import install_processors
 from vidmp3.methods import get_method
-from vidmp3.model.video_unet import motion_widths, set_trainable, trainable_unet_parameters
+from vidmp3.model.video_unet import enable_gradient_checkpointing, motion_widths, set_trainable, trainable_unet_parameters
 from vidmp3.motionguide import MotionGuide, guide_input
 from vidmp3.precision import resolve_precision
 
@@ -108,6 +107,8 @@ def _check_inputs(
 
 
 def _write_loss_curve(folder: Path, losses: list[tuple[int, int, float]], title: str, prediction_type: str) -> None:
+    from matplotlib.figure import Figure  # plotting is no part of the GPU path's imports
+
     with open(folder / "loss.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["step", "timestep", "loss"])
@@ -206,7 +207,7 @@ def finetune(
         guide_tensor = torch.from_numpy(np.asarray(guide, dtype=np.float32)).to(device)
         alpha_tensor = torch.from_numpy(np.asarray(alpha, dtype=np.float32)).to(device)
     if config.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
+        enable_gradient_checkpointing(unet)
     unet.train()
 
     parameters = list(trainable.values()) + (list(motion_guide.parameters()) if motion_guide else [])

@@ -12,8 +12,10 @@ All methods use sparse-causal spatial self-attention (vidmp3.model.processors).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 
 import torch
+import torch.utils.checkpoint
 from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from diffusers.models.attention_processor import Attention
 from torch import nn
@@ -119,3 +121,41 @@ def set_trainable(unet: UNetMotionModel, method: str) -> dict[str, nn.Parameter]
     for parameter in selected.values():
         parameter.requires_grad_(True)
     return selected
+
+
+def checkpoint(module: Callable[..., torch.Tensor], *args: object) -> torch.Tensor:
+    """One checkpointed call: only the inputs are kept and the forward reruns in backward.
+
+    Non-reentrant, so gradients also reach tensors the forward reads from the processors' FrameState
+    (the MotionGuide vectors); the recompute reads that state again, so backward must run inside
+    `VideoAttention.frames(...)`.
+    """
+    return torch.utils.checkpoint.checkpoint(module, *args, use_reentrant=False)
+
+
+class _CheckpointedForward:
+    """A module's own forward, checkpointed whenever gradients are recorded (as diffusers' blocks do)."""
+
+    def __init__(self, forward: Callable[..., torch.Tensor]):
+        self.forward = forward
+
+    def __call__(self, hidden_states: torch.Tensor, num_frames: int) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return checkpoint(self.forward, hidden_states, None, None, None, num_frames)
+        return self.forward(hidden_states, None, None, None, num_frames)
+
+
+def enable_gradient_checkpointing(unet: UNetMotionModel) -> None:
+    """diffusers' gradient checkpointing plus the motion modules it leaves out.
+
+    diffusers 0.42 checkpoints the resnets, the spatial transformer blocks and the mid block's motion
+    module, but the down and up blocks call their motion modules (AnimateDiffTransformer3D) directly:
+    at 16 frames of 512x512 (SD-1.5) those keep about 9 GiB of activations (`benchmarks/memory_count.py`).
+    Each of them is checkpointed here as a whole, the way diffusers' mid block does it; parameter names
+    do not change.
+    """
+    unet.enable_gradient_checkpointing(checkpoint)
+    for block in (*unet.down_blocks, *unet.up_blocks):
+        for motion_module in block.motion_modules:
+            if not isinstance(motion_module.forward, _CheckpointedForward):
+                motion_module.forward = _CheckpointedForward(motion_module.forward)
