@@ -211,3 +211,19 @@ def test_finetune_video_reads_the_priors_group(spec, video, tmp_path):
     with pytest.raises(InputError, match="priors disagree on the frame count: frames 4, corr 4, depth 3"):
         finetune_video(priors, "a cube", spec, config, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_full_disk_while_saving_names_the_weights_folder(spec, video, tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    from vidmp3.errors import OutputError
+
+    def full_disk(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(vidmp3.finetune, "save_file", full_disk)
+    out = tmp_path / "weights"
+    with pytest.raises(OutputError, match="No space left on device") as raised:
+        finetune(*video, "a cube", spec, replace(CONFIG, steps=1), out)
+    assert str(out) in str(raised.value)
+    assert list(tmp_path.iterdir()) == []
