@@ -1,4 +1,5 @@
 # Config and sheets, validated at parse time, and the named helpers the rules use.
+import functools
 import re
 import sys
 from pathlib import Path
@@ -6,8 +7,11 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)  # import vidmp3 from this checkout even without installing it
 
 from vidmp3.cache_keys import check_cache_location, hash_folder_inputs
-from vidmp3.config import ID_PATTERN, load_config, load_edits, load_videos, parse_size
+from vidmp3.config import ID_PATTERN, check_sheet_paths, load_config, load_edits, load_videos, parse_size
+from vidmp3.errors import InputError
+from vidmp3.logs import exit_on_input_error
 from vidmp3.methods import METHODS as METHOD_TABLE
+from vidmp3.model.spec import check_video_model, model_spec
 from vidmp3.prefetch import prior_models
 from vidmp3.priors.settings import (
     RENDERED_SOURCE,
@@ -19,18 +23,25 @@ from vidmp3.priors.settings import (
 )
 
 SCHEMAS = Path(workflow.basedir) / "config" / "schemas"
-# --cache (README "Reusing results between workflows") keys jobs by their inputs' content, and
-# Snakemake cannot hash a folder input (every Zarr array, weights, latents): vidmp3.cache_keys can.
-hash_folder_inputs()
-check_cache_location(getattr(workflow.workflow_settings, "cache", None))
+RENDERED_PATHS = "results/clips/{clip}/video.mp4", "results/clips/{clip}/masks"
+"""What the workflow renders per clip (render: clips:, toyworld: clips:), so a sheet may name it before it exists."""
 
-config.update(load_config(config, SCHEMAS, where="config"))
-CLIPS = config["render"]["clips"]
-TOYWORLD_CLIPS = config["toyworld"]["clips"]
-if set(CLIPS) & set(TOYWORLD_CLIPS):
-    raise ValueError(f"config: clip ids {sorted(set(CLIPS) & set(TOYWORLD_CLIPS))} are under both render: clips: and toyworld: clips:")
-VIDEOS = load_videos(config["videos"], SCHEMAS)
-EDITS = load_edits(config["edits"], VIDEOS, SCHEMAS)
+with exit_on_input_error():  # a bad config, sheet or path stops Snakemake here with one short message
+    # --cache (README "Reusing results between workflows") keys jobs by their inputs' content, and
+    # Snakemake cannot hash a folder input (every Zarr array, weights, latents): vidmp3.cache_keys can.
+    hash_folder_inputs()
+    check_cache_location(getattr(workflow.workflow_settings, "cache", None))
+    config.update(load_config(config, SCHEMAS, files=workflow.configfiles, overrides=workflow.config_settings.overwrite_config))
+    CLIPS = config["render"]["clips"]
+    TOYWORLD_CLIPS = config["toyworld"]["clips"]
+    if set(CLIPS) & set(TOYWORLD_CLIPS):
+        raise InputError(
+            f"{', '.join(map(str, workflow.configfiles)) or 'config'}: clip ids {sorted(set(CLIPS) & set(TOYWORLD_CLIPS))} "
+            "are under both render: clips: and toyworld: clips:; rename one"
+        )
+    VIDEOS = load_videos(config["videos"], SCHEMAS)
+    EDITS = load_edits(config["edits"], VIDEOS, SCHEMAS)
+    check_sheet_paths(VIDEOS, config["videos"], {path.format(clip=clip) for clip in rendered_clips(config) for path in RENDERED_PATHS})
 
 
 def one_of(names):
@@ -129,9 +140,24 @@ SHIPPED_PRESETS = {"toyworld": f"{workflow.basedir}/vidmp3/toyworld/weights"}
 """Presets whose weights are part of the checkout (vidmp3.model.presets.TOYWORLD_WEIGHTS)."""
 
 
+@functools.cache
+def check_video_model_once():
+    """The video model's folders, layer shapes and the clips' lengths (config.json files only, no torch),
+    when the first model stage is planned, before any job runs; `prefetch_weights` alone needs none.
+    The tiny presets are built by the workflow to fit."""
+    if config["model"]["preset"] in TINY_PRESETS:
+        return
+    with exit_on_input_error():
+        check_video_model(
+            model_spec(config["model"]["preset"], config["model"]["base"] or None, config["model"]["motion_adapter"] or None),
+            {video: int(frames) for video, frames in VIDEOS["frames"].items()},
+        )
+
+
 def model_input(wildcards):
     """The tiny preset's folder (built by tiny_model) or the shipped ToyWorld weights, so that
     rebuilt weights rerun what used them; real presets come from hub ids or folders."""
+    check_video_model_once()
     preset = config["model"]["preset"]
     if config["model"]["base"] or config["model"]["motion_adapter"]:
         return {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +35,57 @@ def test_an_empty_first_mask_fails_the_mask_stage_in_one_short_message(tmp_path)
     assert "Traceback" in (workdir / "results" / "logs" / "priors_mask" / "folder.log").read_text()
     group = zarr.open_group(str(workdir / "results" / "priors" / "folder.zarr"), mode="r")
     assert sorted(group.keys()) == ["frames", "mask_given"]  # no mask written, no debris
+
+
+def assert_stopped_before_any_job(workdir: Path, result, *fragments: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("vidmp3: ") and all(fragment in last for fragment in fragments), result.stderr[-2000:]
+    assert not (workdir / "results").exists()
+
+
+def test_a_bad_config_value_names_file_line_and_key(tmp_path):
+    workdir = folder_workflow(tmp_path, config={**SMALL_CONFIG, "editing": {"steps": "two"}})
+    result = snakemake(workdir, check=False)
+    assert_stopped_before_any_job(workdir, result, "config/config.yaml, line ", "key editing/steps", "'two' is not of type 'integer'")
+
+
+def test_a_sheet_with_spaces_and_a_missing_masks_folder(tmp_path):
+    workdir = folder_workflow(tmp_path, rows=[FOLDER_ROW.replace("\t", "   ", 2)])
+    assert_stopped_before_any_job(workdir, snakemake(workdir, check=False), "must be tab-separated")
+    write_small_config(workdir, SMALL_CONFIG, [FOLDER_ROW.replace("folder-masks", "other-masks")], ["folder\tcircle\ta circle\tstructure"])
+    assert_stopped_before_any_job(workdir, snakemake(workdir, check=False), "video folder: masks clips/other-masks does not exist")
+
+
+def mismatched_adapter(root: Path) -> Path:
+    """The ToyWorld motion adapter's config with other block channels (the check reads config.json only)."""
+    from vidmp3.model.spec import TOYWORLD_WEIGHTS
+
+    adapter = root / "adapter"
+    adapter.mkdir()
+    config = json.loads((TOYWORLD_WEIGHTS / "motion_adapter" / "config.json").read_text())
+    (adapter / "config.json").write_text(json.dumps(config | {"block_out_channels": [32, 64, 128]}))
+    (adapter / "diffusion_pytorch_model.safetensors").write_bytes(b"")
+    return adapter
+
+
+@pytest.mark.parametrize("case", ["too many frames", "adapter does not fit", "hub id not cached", "no base folder"])
+def test_the_video_model_is_checked_before_any_job(tmp_path, monkeypatch, case):
+    model = {"preset": "toyworld"}
+    rows = [FOLDER_ROW]
+    if case == "too many frames":
+        rows = [FOLDER_ROW.replace("\t3\t2\t48x32", "\t40\t2\t48x32")]
+        expected = ("video folder: frames 40", "motion_max_seq_length 32")
+    elif case == "adapter does not fit":
+        model["motion_adapter"] = str(mismatched_adapter(tmp_path))
+        expected = ("block channels [32, 64, 128] do not match the UNet's [32, 64, 96]",)
+    elif case == "hub id not cached":
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+        model["motion_adapter"] = "guoyww/animatediff-motion-adapter-v1-5"
+        expected = ("not in the local Hugging Face cache", "hf download guoyww/animatediff-motion-adapter-v1-5")
+    else:
+        model["base"] = str(tmp_path / "no-such-base")
+        expected = (f"model base folder {tmp_path / 'no-such-base'} does not exist",)
+    workdir = folder_workflow(tmp_path / "work", rows=rows, config={**SMALL_CONFIG, "model": model})
+    assert_stopped_before_any_job(workdir, snakemake(workdir, check=False), *expected)

@@ -79,3 +79,12 @@ def log_to(path: str | os.PathLike) -> Iterator[None]:
             root.removeHandler(handler)
             for name, (handlers, propagate) in saved_libraries.items():
                 libraries[name].handlers, libraries[name].propagate = handlers, propagate
+
+
+@contextmanager
+def exit_on_input_error() -> Iterator[None]:
+    """For the workflow's parse-time checks: an InputError ends Snakemake with `vidmp3: <message>` alone."""
+    try:
+        yield
+    except InputError as error:
+        raise SystemExit(f"vidmp3: {error}") from None
