@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)  # import vidmp3 from this checkout even without installing it
 
-from vidmp3.cache_keys import check_cache_location, hash_folder_inputs
+from vidmp3.cache_keys import check_cache_location, key_by_content
 from vidmp3.config import ID_PATTERN, check_sheet_paths, load_config, load_edits, load_videos, parse_size
 from vidmp3.errors import InputError
 from vidmp3.logs import exit_on_input_error
@@ -27,9 +27,9 @@ RENDERED_PATHS = "results/clips/{clip}/video.mp4", "results/clips/{clip}/masks"
 """What the workflow renders per clip (render: clips:, toyworld: clips:), so a sheet may name it before it exists."""
 
 with exit_on_input_error():  # a bad config, sheet or path stops Snakemake here with one short message
-    # --cache (README "Reusing results between workflows") keys jobs by their inputs' content, and
-    # Snakemake cannot hash a folder input (every Zarr array, weights, latents): vidmp3.cache_keys can.
-    hash_folder_inputs()
+    # --cache (README "Reusing results between workflows"): one key per job, local or on Slurm, from
+    # its script, params, library versions and inputs' content, folders included (vidmp3.cache_keys).
+    key_by_content()
     check_cache_location(getattr(workflow.workflow_settings, "cache", None))
     config.update(load_config(config, SCHEMAS, files=workflow.configfiles, overrides=workflow.config_settings.overwrite_config))
     CLIPS = config["render"]["clips"]
@@ -136,7 +136,14 @@ wildcard_constraints:
     preset="|".join(TINY_PRESETS),
 
 
-SHIPPED_PRESETS = {"toyworld": f"{workflow.basedir}/vidmp3/toyworld/weights"}
+def workdir_relative(path):
+    """`path` relative to the working directory when it lies inside it (a project moved or copied with
+    its checkout keeps the same inputs, so nothing reruns), else absolute."""
+    path, workdir = Path(path).resolve(), Path.cwd().resolve()
+    return str(path.relative_to(workdir)) if path.is_relative_to(workdir) else str(path)
+
+
+SHIPPED_PRESETS = {"toyworld": workdir_relative(f"{workflow.basedir}/vidmp3/toyworld/weights")}
 """Presets whose weights are part of the checkout (vidmp3.model.presets.TOYWORLD_WEIGHTS)."""
 
 
