@@ -55,15 +55,18 @@ wildcard_constraints:
     clip=ID_PATTERN,
 
 
+# Helpers that may raise InputError while Snakemake plans jobs carry @exit_on_input_error(): the
+# error is then one short line too, before any job runs (not Snakemake's InputFunctionException).
+@exit_on_input_error()
 def video_row(wildcards):
     if wildcards.video not in VIDEOS.index:
-        raise ValueError(f"video {wildcards.video!r} is not in {config['videos']}")
+        raise InputError(f"video {wildcards.video!r} is not in {config['videos']}; add a row for it or fix the target")
     return VIDEOS.loc[wildcards.video]
 
 
 def rendered_clip_spec(wildcards):
     if wildcards.clip not in CLIPS:
-        raise ValueError(f"clip {wildcards.clip!r} is not under render: clips: in the config")
+        raise InputError(f"clip {wildcards.clip!r} is not under render: clips: in the config; add it or fix the target")
     return CLIPS[wildcards.clip]
 
 
@@ -92,10 +95,11 @@ def frames_sampling(wildcards):
     }
 
 
+@exit_on_input_error()
 def given_masks_input(wildcards):
     masks = video_row(wildcards)["masks"]
     if not masks:
-        raise ValueError(f"video {wildcards.video!r} has no masks folder in {config['videos']}")
+        raise InputError(f"video {wildcards.video!r} has no masks folder in {config['videos']}; fill its masks column")
     return {"masks": masks, "frames": f"results/priors/{wildcards.video}.zarr/frames"}
 
 
@@ -103,26 +107,32 @@ def given_masks_input(wildcards):
 
 
 
+@exit_on_input_error()
 def priors_mask_input(wildcards):
     return prior_inputs("mask", video_row(wildcards), config)
 
 
+@exit_on_input_error()
 def priors_mask_params(wildcards):
     return prior_params("mask", video_row(wildcards), config)
 
 
+@exit_on_input_error()
 def priors_corr_input(wildcards):
     return prior_inputs("corr", video_row(wildcards), config)
 
 
+@exit_on_input_error()
 def priors_corr_params(wildcards):
     return prior_params("corr", video_row(wildcards), config)
 
 
+@exit_on_input_error()
 def priors_depth_input(wildcards):
     return prior_inputs("depth", video_row(wildcards), config)
 
 
+@exit_on_input_error()
 def priors_depth_params(wildcards):
     return prior_params("depth", video_row(wildcards), config)
 
@@ -369,6 +379,7 @@ def toyworld_benchmark_settings(wildcards):
 
 
 # ---- weights prefetch (cluster login nodes)
+@exit_on_input_error()
 def prefetch_models(wildcards):
     """Models for prefetch_weights to put in the Hugging Face cache (the video model, the learned priors in use, CLIP)."""
     transformers_models, diffusers_models = prior_models(config, VIDEOS)

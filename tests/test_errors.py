@@ -89,3 +89,9 @@ def test_the_video_model_is_checked_before_any_job(tmp_path, monkeypatch, case):
         expected = (f"model base folder {tmp_path / 'no-such-base'} does not exist",)
     workdir = folder_workflow(tmp_path / "work", rows=rows, config={**SMALL_CONFIG, "model": model})
     assert_stopped_before_any_job(workdir, snakemake(workdir, check=False), *expected)
+
+
+def test_a_target_of_an_unknown_video_is_one_line_while_planning(tmp_path):
+    workdir = folder_workflow(tmp_path)
+    result = snakemake(workdir, "results/priors/nosuch.zarr/corr", check=False)
+    assert_stopped_before_any_job(workdir, result, "video 'nosuch' is not in config/videos.tsv")

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from vidmp3.logs import job_name
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
@@ -21,16 +23,17 @@ def run_job(tmp_path, body: str) -> tuple[subprocess.CompletedProcess, str]:
     return result, log.read_text()
 
 
-def test_an_input_error_is_one_short_message_and_its_traceback_stays_in_the_log(tmp_path):
-    result, log = run_job(tmp_path, """
-        from vidmp3.errors import InputError
+@pytest.mark.parametrize("error", ["InputError('clips/clip: not found; fix the source column')", "OutputError(28, 'clips/clip: not found; fix the source column')"])
+def test_the_projects_errors_are_one_short_message_and_the_traceback_stays_in_the_log(tmp_path, error):
+    result, log = run_job(tmp_path, f"""
+        from vidmp3.errors import InputError, OutputError
         with log_to(LOG):
-            raise InputError("clips/clip: not found; fix the source column")
+            raise {error}
     """)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     first, second = result.stderr.splitlines()
-    assert first == "vidmp3: priors_mask clip: clips/clip: not found; fix the source column"
+    assert first.startswith("vidmp3: priors_mask clip: ") and first.endswith("clips/clip: not found; fix the source column")
     assert "results/logs/priors_mask/clip.log" in second
     assert "Traceback" in log and "clips/clip: not found" in log
 

@@ -71,7 +71,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     On failure the temporary is removed; a full disk raises OutputError naming `final` and the
     operating system's own message.
     """
-    final = Path(final).absolute()
+    shown, final = final, Path(final).absolute()
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_folder(final)
     prefix = f".{final.relative_to(staging).as_posix().replace('/', '.')}.tmp-"
@@ -88,7 +88,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
             _remove(tmp)
             raise OutputError(
                 error.errno if isinstance(error, OSError) else errno.ENOSPC,
-                f"{final} could not be written: {error}. Nothing was left behind; free space on that "
+                f"{shown} could not be written: {error}. Nothing was left behind; free space on that "
                 f"file system (or set another working directory) and rerun",
             ) from error
         raise

@@ -1,6 +1,6 @@
 """Logging for workflow jobs: everything a job says goes to its Snakemake `log:` file.
 
-A failing job's own error (`InputError`) reaches the terminal once, as one short message naming
+A failing job's own error (`InputError`, `OutputError`) reaches the terminal once, as one short message naming
 the job; its traceback stays in the log. Any other exception keeps its traceback on the terminal too.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from vidmp3.errors import InputError
+from vidmp3.errors import InputError, OutputError
 
 LIBRARY_LOGGERS = ("diffusers", "transformers", "huggingface_hub")
 """Libraries whose loggers print straight to the terminal (own handler, no propagation): routed into the log."""
@@ -47,8 +47,8 @@ def job_name(log_path: str | os.PathLike) -> str:
 def log_to(path: str | os.PathLike) -> Iterator[None]:
     """Route logging, warnings and stderr (tqdm bars) into `path`; log a failure's traceback there too.
 
-    An InputError ends the process with exit status 1 after one line on the terminal:
-    `vidmp3: <job>: <message>` and where the traceback is.
+    The project's own errors (InputError, OutputError) end the process with exit status 1 after one
+    line on the terminal, `vidmp3: <job>: <message>`, and where the traceback is.
     """
     with open(path, "w", buffering=1) as handle:
         saved_stderr = sys.stderr
@@ -66,7 +66,7 @@ def log_to(path: str | os.PathLike) -> Iterator[None]:
         sys.stderr = handle
         try:
             yield
-        except InputError as error:
+        except (InputError, OutputError) as error:
             handle.write(traceback.format_exc())
             sys.stderr = saved_stderr
             print(f"vidmp3: {job_name(path)}: {error}\n  (traceback in {path})", file=saved_stderr)
@@ -83,7 +83,8 @@ def log_to(path: str | os.PathLike) -> Iterator[None]:
 
 @contextmanager
 def exit_on_input_error() -> Iterator[None]:
-    """For the workflow's parse-time checks: an InputError ends Snakemake with `vidmp3: <message>` alone."""
+    """For the workflow's parse-time checks and the helpers Snakemake calls while it plans jobs (also as a
+    decorator): an InputError ends Snakemake with `vidmp3: <message>` alone, before any job runs."""
     try:
         yield
     except InputError as error:

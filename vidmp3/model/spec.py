@@ -1,8 +1,8 @@
 """What a model preset names and what its folders must hold, checked without torch.
 
-The workflow checks a configuration's video model here when it is parsed, before any job runs
-(folders, files, the UNet's and motion adapter's shapes, clip lengths), by reading `config.json`
-files only; `vidmp3.model.presets` loads the same folders.
+The workflow checks a configuration's video model here while it plans the first model stage,
+before any job runs (folders, files, the UNet's and motion adapter's shapes, clip lengths), by
+reading `config.json` files only; `vidmp3.model.presets` loads the same folders.
 """
 
 from __future__ import annotations
