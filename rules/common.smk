@@ -1,14 +1,18 @@
 # Config and sheets, validated at parse time, and the named helpers the rules use.
+import functools
 import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)  # import vidmp3 from this checkout even without installing it
 
-from vidmp3.cache_keys import check_cache_location, hash_folder_inputs
-from vidmp3.config import ID_PATTERN, load_config, load_edits, load_videos, parse_size
+from vidmp3.cache_keys import check_cache_location, key_by_content
+from vidmp3.config import ID_PATTERN, check_sheet_paths, load_config, load_edits, load_videos, parse_size
+from vidmp3.errors import InputError
+from vidmp3.logs import exit_on_input_error
 from vidmp3.methods import METHODS as METHOD_TABLE
 from vidmp3.precision import video_model_dtype
+from vidmp3.model.spec import check_video_model, model_spec
 from vidmp3.prefetch import prior_models
 from vidmp3.windows import Window
 from vidmp3.priors.settings import (
@@ -21,19 +25,26 @@ from vidmp3.priors.settings import (
 )
 
 SCHEMAS = Path(workflow.basedir) / "config" / "schemas"
-# --cache (README "Reusing results between workflows") keys jobs by their inputs' content, and
-# Snakemake cannot hash a folder input (every Zarr array, weights, latents): vidmp3.cache_keys can.
-hash_folder_inputs()
-check_cache_location(getattr(workflow.workflow_settings, "cache", None))
+RENDERED_PATHS = "results/clips/{clip}/video.mp4", "results/clips/{clip}/masks"
+"""What the workflow renders per clip (render: clips:, toyworld: clips:), so a sheet may name it before it exists."""
 
-config.update(load_config(config, SCHEMAS, where="config"))
-CLIPS = config["render"]["clips"]
-TOYWORLD_CLIPS = config["toyworld"]["clips"]
-if set(CLIPS) & set(TOYWORLD_CLIPS):
-    raise ValueError(f"config: clip ids {sorted(set(CLIPS) & set(TOYWORLD_CLIPS))} are under both render: clips: and toyworld: clips:")
-Window(**config["window"])  # a stride longer than the window stops here, before any job
-VIDEOS = load_videos(config["videos"], SCHEMAS)
-EDITS = load_edits(config["edits"], VIDEOS, SCHEMAS)
+with exit_on_input_error():  # a bad config, sheet or path stops Snakemake here with one short message
+    # --cache (README "Reusing results between workflows"): one key per job, local or on Slurm, from
+    # its script, params, library versions and inputs' content, folders included (vidmp3.cache_keys).
+    key_by_content()
+    check_cache_location(getattr(workflow.workflow_settings, "cache", None))
+    config.update(load_config(config, SCHEMAS, files=workflow.configfiles, overrides=workflow.config_settings.overwrite_config))
+    CLIPS = config["render"]["clips"]
+    TOYWORLD_CLIPS = config["toyworld"]["clips"]
+    if set(CLIPS) & set(TOYWORLD_CLIPS):
+        raise InputError(
+            f"{', '.join(map(str, workflow.configfiles)) or 'config'}: clip ids {sorted(set(CLIPS) & set(TOYWORLD_CLIPS))} "
+            "are under both render: clips: and toyworld: clips:; rename one"
+        )
+    Window(**config["window"])  # a stride longer than the window stops here, before any job
+    VIDEOS = load_videos(config["videos"], SCHEMAS)
+    EDITS = load_edits(config["edits"], VIDEOS, SCHEMAS)
+    check_sheet_paths(VIDEOS, config["videos"], {path.format(clip=clip) for clip in rendered_clips(config) for path in RENDERED_PATHS})
 
 
 def one_of(names):
@@ -47,15 +58,18 @@ wildcard_constraints:
     clip=ID_PATTERN,
 
 
+# Helpers that may raise InputError while Snakemake plans jobs carry @exit_on_input_error(): the
+# error is then one short line too, before any job runs (not Snakemake's InputFunctionException).
+@exit_on_input_error()
 def video_row(wildcards):
     if wildcards.video not in VIDEOS.index:
-        raise ValueError(f"video {wildcards.video!r} is not in {config['videos']}")
+        raise InputError(f"video {wildcards.video!r} is not in {config['videos']}; add a row for it or fix the target")
     return VIDEOS.loc[wildcards.video]
 
 
 def rendered_clip_spec(wildcards):
     if wildcards.clip not in CLIPS:
-        raise ValueError(f"clip {wildcards.clip!r} is not under render: clips: in the config")
+        raise InputError(f"clip {wildcards.clip!r} is not under render: clips: in the config; add it or fix the target")
     return CLIPS[wildcards.clip]
 
 
@@ -84,10 +98,11 @@ def frames_sampling(wildcards):
     }
 
 
+@exit_on_input_error()
 def given_masks_input(wildcards):
     masks = video_row(wildcards)["masks"]
     if not masks:
-        raise ValueError(f"video {wildcards.video!r} has no masks folder in {config['videos']}")
+        raise InputError(f"video {wildcards.video!r} has no masks folder in {config['videos']}; fill its masks column")
     return {"masks": masks, "frames": f"results/priors/{wildcards.video}.zarr/frames"}
 
 
@@ -95,26 +110,32 @@ def given_masks_input(wildcards):
 
 
 
+@exit_on_input_error()
 def priors_mask_input(wildcards):
     return prior_inputs("mask", video_row(wildcards), config)
 
 
+@exit_on_input_error()
 def priors_mask_params(wildcards):
     return prior_params("mask", video_row(wildcards), config)
 
 
+@exit_on_input_error()
 def priors_corr_input(wildcards):
     return prior_inputs("corr", video_row(wildcards), config)
 
 
+@exit_on_input_error()
 def priors_corr_params(wildcards):
     return prior_params("corr", video_row(wildcards), config)
 
 
+@exit_on_input_error()
 def priors_depth_input(wildcards):
     return prior_inputs("depth", video_row(wildcards), config)
 
 
+@exit_on_input_error()
 def priors_depth_params(wildcards):
     return prior_params("depth", video_row(wildcards), config)
 
@@ -132,13 +153,36 @@ PRODUCT_METHOD = "vidmp3"
 """The method whose edits are the user's results (results/edits/<video>_<concept>.mp4); the others are
 comparisons under results/methods/<method>/."""
 
-SHIPPED_PRESETS = {"toyworld": f"{workflow.basedir}/vidmp3/toyworld/weights"}
+def workdir_relative(path):
+    """`path` relative to the working directory when it lies inside it (a project moved or copied with
+    its checkout keeps the same inputs, so nothing reruns), else absolute."""
+    path, workdir = Path(path).resolve(), Path.cwd().resolve()
+    return str(path.relative_to(workdir)) if path.is_relative_to(workdir) else str(path)
+
+
+SHIPPED_PRESETS = {"toyworld": workdir_relative(f"{workflow.basedir}/vidmp3/toyworld/weights")}
 """Presets whose weights are part of the checkout (vidmp3.model.presets.TOYWORLD_WEIGHTS)."""
+
+
+@functools.cache
+def check_video_model_once():
+    """The video model's folders, layer shapes and the clips' lengths (config.json files only, no torch),
+    when the first model stage is planned, before any job runs; `prefetch_weights` alone needs none.
+    The tiny presets are built by the workflow to fit."""
+    if config["model"]["preset"] in TINY_PRESETS:
+        return
+    with exit_on_input_error():
+        check_video_model(
+            model_spec(config["model"]["preset"], config["model"]["base"] or None, config["model"]["motion_adapter"] or None),
+            {video: int(frames) for video, frames in VIDEOS["frames"].items()},
+            config["window"]["frames"],
+        )
 
 
 def model_input(wildcards):
     """The tiny preset's folder (built by tiny_model) or the shipped ToyWorld weights, so that
     rebuilt weights rerun what used them; real presets come from hub ids or folders."""
+    check_video_model_once()
     preset = config["model"]["preset"]
     if config["model"]["base"] or config["model"]["motion_adapter"]:
         return {}
@@ -375,6 +419,7 @@ def toyworld_benchmark_settings(wildcards):
 
 
 # ---- weights prefetch (cluster login nodes)
+@exit_on_input_error()
 def prefetch_models(wildcards):
     """Models for prefetch_weights to put in the Hugging Face cache (the video model, the learned priors in use, CLIP)."""
     transformers_models, diffusers_models = prior_models(config, VIDEOS)

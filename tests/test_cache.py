@@ -116,8 +116,25 @@ def test_a_changed_frame_misses_the_cache(runs, tmp_path):
     text = result.stdout + result.stderr
     for rule, (out, _) in CACHED_OUTPUTS.items():
         assert f"Output file results/{out} will be written to global between-workflow cache." in text, rule
+    # with the frame restored, every cached stage is taken from the cache (keys come from the inputs'
+    # content, so a dry run cannot tell before the stages upstream have run: this run is real)
     (third / "clips" / "folder" / "00003.jpg").write_bytes((first / "clips" / "folder" / "00003.jpg").read_bytes())
-    result = cached_run(third, cache, "-n")
+    result = cached_run(third, cache)
     text = result.stdout + result.stderr
     for rule, (out, _) in CACHED_OUTPUTS.items():
-        assert f"Output file results/{out} will be obtained from global between-workflow cache." in text, rule
+        assert f"Symlinking output file results/{out}" in text, rule
+
+
+def test_a_job_that_sees_only_itself_has_the_same_key(runs, tmp_path):
+    """A Slurm job's Snakemake sees only its own job, every input already there: here, the priors
+    computed without the cache. Its key is the key of the same job in a local run."""
+    cache, first, _, _, _ = runs
+    fourth = tmp_path / "fourth"
+    shutil.copytree(first / "config", fourth / "config")
+    shutil.copytree(first / "clips", fourth / "clips")
+    snakemake(fourth, "results/priors/folder.zarr/corr", "results/priors/folder.zarr/depth", "results/priors/folder.zarr/alpha")
+    result = cached_run(fourth, cache)
+    text = result.stdout + result.stderr
+    for rule in ("finetune", "invert"):
+        assert f"Symlinking output file results/{CACHED_OUTPUTS[rule][0]}" in text, rule
+        assert next((fourth / "results" / "logs" / rule).rglob("*.log")).stat().st_size == 0, rule

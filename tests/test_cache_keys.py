@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 import pytest
 
-from vidmp3.cache_keys import folder_checksum, hash_folder_inputs
+from vidmp3.cache_keys import folder_checksum, key_by_content, library_versions
 from vidmp3.tables import read_benchmarks
 from vidmp3.timing import record_time
 
@@ -33,19 +32,18 @@ def test_folder_checksum_follows_content_and_names_not_place(tmp_path):
     assert folder_checksum(first) != key
 
 
-def test_snakemake_checksum_takes_folders_only_for_the_cache(tmp_path):
-    from snakemake.io import _IOFile
+def test_the_key_holds_the_library_versions_and_replaces_snakemakes_once():
+    from importlib.metadata import version
 
-    assert hash_folder_inputs() and hash_folder_inputs()  # idempotent
-    folder = tmp_path / "array"
-    folder.mkdir()
-    (folder / "zarr.json").write_text("{}")
+    from snakemake.caching.hash import ProvenanceHashMap
 
-    class Input:  # what checksum() reads of an IOFile
-        file = str(folder)
-        is_storage = False
+    import vidmp3
 
-    assert asyncio.run(_IOFile.checksum(Input(), force=True)) == folder_checksum(folder)
+    versions = library_versions()
+    assert f"vidmp3={vidmp3.__version__}" in versions and f"torch={version('torch')}" in versions
+    assert f"diffusers={version('diffusers')}" in versions and f"transformers={version('transformers')}" in versions
+    assert key_by_content() and key_by_content()  # idempotent
+    assert "vidmp3.cache_keys" in ProvenanceHashMap._get_provenance_hash.__doc__
 
 
 def test_record_time_writes_a_benchmark_file_the_tables_read(tmp_path):

@@ -119,3 +119,41 @@ def test_edit_names(tmp_path, videos):
     edits = load_edits(sheet, load_videos(videos, SCHEMAS), SCHEMAS)
     assert list(edits.index) == ["car_sphere", "dog_cat"]
     assert list(edits["kind"]) == ["cross-domain", "style"]
+
+
+def test_a_config_error_names_the_file_line_and_key(tmp_path):
+    base, override = tmp_path / "config.yaml", tmp_path / "site.yaml"
+    write(base, "videos: config/videos.tsv\nediting:\n  steps: 2\n  guidance_scale: 7.5\n")
+    write(override, "model:\n  preset: tiny\nediting:\n  steps: two\n")
+    config = yaml.safe_load(base.read_text())
+    config["editing"].update(yaml.safe_load(override.read_text())["editing"])
+    with pytest.raises(InputError, match=rf"^{override}, line 4, key editing/steps: 'two' is not of type 'integer'$"):
+        load_config(config, SCHEMAS, files=[base, override])
+    with pytest.raises(InputError, match=r"^--config, key editing/steps: "):
+        load_config(config, SCHEMAS, files=[base, override], overrides={"editing": {"steps": "two"}})
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        (VIDEOS_HEADER.replace("\t", "  "), 1),  # the header itself
+        (VIDEOS_HEADER + "car  clips/car.mp4  \ta car\tobject\tlarge\t\t\t\t64x64\t\n", 2),
+    ],
+)
+def test_a_sheet_with_spaces_for_tabs_says_it_must_be_tab_separated(tmp_path, text, line):
+    with pytest.raises(InputError, match=rf"line {line}: .*the sheet must be tab-separated"):
+        load_videos(write(tmp_path / "videos.tsv", text), SCHEMAS)
+
+
+def test_sheet_paths_must_exist_unless_the_workflow_makes_them(tmp_path, videos, monkeypatch):
+    from vidmp3.config import check_sheet_paths
+
+    monkeypatch.chdir(tmp_path)
+    sheet = load_videos(videos, SCHEMAS)
+    with pytest.raises(InputError, match="video car: source clips/car.mp4 does not exist"):
+        check_sheet_paths(sheet, videos, set())
+    (tmp_path / "clips" / "dog").mkdir(parents=True)
+    check_sheet_paths(sheet, videos, {"clips/car.mp4", "clips/dog-masks"})
+    (tmp_path / "clips" / "dog-masks").write_text("")
+    with pytest.raises(InputError, match="video dog: masks clips/dog-masks is not a folder"):
+        check_sheet_paths(sheet, videos, {"clips/car.mp4"})

@@ -238,3 +238,19 @@ def test_bf16_stores_frozen_weights_in_bf16_and_trains_float32_weights(spec, vid
 def test_auto_precision_is_fp32_on_the_cpu(trained):
     assert CONFIG.precision == "auto"
     assert json.loads((trained / "config.json").read_text())["finetune"]["precision"] == "fp32"
+
+
+def test_a_full_disk_while_saving_names_the_weights_folder(spec, video, tmp_path, monkeypatch):
+    from safetensors import SafetensorError
+
+    from vidmp3.errors import OutputError
+
+    def full_disk(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(vidmp3.finetune, "save_file", full_disk)
+    out = tmp_path / "weights"
+    with pytest.raises(OutputError, match="No space left on device") as raised:
+        finetune(*video, "a cube", spec, replace(CONFIG, steps=1), out)
+    assert str(out) in str(raised.value)
+    assert list(tmp_path.iterdir()) == []

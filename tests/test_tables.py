@@ -18,6 +18,7 @@ from vidmp3.tables import (
     ablation_table,
     read_benchmarks,
     read_edit_metrics,
+    read_not_computed,
     summary_table,
     time_cost_table,
     write_tables,
@@ -159,6 +160,27 @@ def test_write_tables_csv_and_markdown(tmp_path):
     assert "motion fidelity ↑" in page and "warp error ↓" in page
     assert "| corr-only" in page and "no-motionguide" not in page and "depth-only" not in page
     assert "edit/vidmp3" in page
+
+
+def test_the_page_says_what_was_not_computed_and_why(tmp_path):
+    clip_missing = {"clip_text_alignment": "no CLIP model configured", "clip_temporal_consistency": "no CLIP model configured"}
+    records = [
+        {**record("cube", "sphere", "vidmp3", motion_fidelity=0.98, warp_error=0.01), "not_available": clip_missing},
+        {**record("cube", "snow", "vidmp3", motion_fidelity=0.97, warp_error=0.02), "not_available": clip_missing},
+    ]
+    paths = write_records(tmp_path / "records", records)
+    not_computed = read_not_computed(paths)
+    assert not_computed[["metric", "edits", "of"]].values.tolist() == [["clip_text_alignment", 2, 2], ["clip_temporal_consistency", 2, 2]]
+    root, out = tmp_path / "benchmarks", [tmp_path / "eval" / name for name in ("s.csv", "a.csv", "t.csv", "summary.md")]
+    write_tables(paths, benchmark_files(root), root, 1, 2, *out)
+    page = out[-1].read_text()
+    assert "No edit was checked against its prompt" in page and "evaluation: clip_model" in page
+    assert "| vidmp3   | CLIP text alignment" in page and "2 of 2 edits" in page and "no CLIP model configured" in page
+    # with every metric there, the page says so and gives no warning
+    full = [record("cube", "sphere", "vidmp3", **dict.fromkeys(METRICS, 0.5))]
+    write_tables(write_records(tmp_path / "full", full), benchmark_files(root), root, 1, 1, *out)
+    page = out[-1].read_text()
+    assert "Every metric was computed for every edit." in page and "No edit was checked" not in page
 
 
 def test_an_evaluated_edit_gives_rows_only_for_its_measured_metrics(tmp_path):

@@ -1,22 +1,25 @@
-"""Folders as inputs of jobs cached between workflows (Snakemake's `--cache`).
+"""The keys of jobs cached between workflows (Snakemake's `--cache`): one key per job, wherever it runs.
 
-Snakemake keys a cached job by its script, params and software, by the provenance of the inputs
-that another job of the same run makes, and by the content (sha256) of every other input. That
-last part opens each input as a file, so a folder fails with IsADirectoryError (Snakemake 9.27).
-Here almost every input is a folder (Zarr arrays, weights, latents, frame folders), and in a Slurm
-job (or any remote job) *every* input counts as "not made in this run", since such a job's
-Snakemake sees only its own job. Without help, `--cache` would therefore stop every cached stage.
+Snakemake 9.27 keys a cached job by its script, params and software, by the keys of the jobs of
+the same run that make its inputs, and by the content (sha256) of every other input. A Slurm job's
+Snakemake sees only its own job, so there every input counts as "not made in this run": local and
+Slurm runs of the same job got different keys. And Snakemake opens each input as a file, so a
+folder (Zarr arrays, weights, latents, frame folders: almost every input here) failed with
+IsADirectoryError.
 
-`hash_folder_inputs()` (called by rules/common.smk) lets Snakemake's checksum take a folder: the
-sha256 of its files' relative paths and bytes, in sorted order, following symlinks (a folder
-taken from the cache holds symlinks to it) and skipping Snakemake's `.snakemake_timestamp`. It
-changes only the checksum Snakemake computes for its output cache (the one call with
-`force=True`); nothing else in Snakemake asks for a folder's checksum.
+`key_by_content()` (called by rules/common.smk) replaces that key: the script, the params (which
+hold only config values and sheet cells, no absolute path), the conda environment when one is
+used, the versions of vidmp3, torch, diffusers and transformers, and the content of every input:
+a file's sha256, a folder's `folder_checksum`. When a cached job runs, its inputs are there, so local and Slurm
+jobs compute the same key from the same bytes. Only a dry run, which runs nothing, lets an input
+whose job needs to run stand for that job's key: what it predicts for a stage downstream of one
+that has to run is a miss, even where the real run will then find the entry.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -28,7 +31,7 @@ log = logging.getLogger(__name__)
 LOCATION = "SNAKEMAKE_OUTPUT_CACHE"
 
 SKIPPED = {".snakemake_timestamp"}
-_MARK = "_vidmp3_hashes_folders"
+_MARK = "_vidmp3_keys_by_content"
 
 
 def folder_checksum(path: str | os.PathLike) -> str:
@@ -64,26 +67,90 @@ def check_cache_location(cache_rules: list[str] | None, environ: dict[str, str] 
         raise InputError(f"${LOCATION}={location}: not a folder (create it first: mkdir -p {location})")
 
 
-def hash_folder_inputs() -> bool:
-    """Teach Snakemake's cache checksum to hash folders; False (and a warning) where its API differs."""
+KEY_LIBRARIES = ("vidmp3", "torch", "diffusers", "transformers")
+"""Packages whose versions are part of every key (a new version can change every output)."""
+
+
+def library_versions() -> str:
+    """`vidmp3=0.1.0 torch=... diffusers=... transformers=...` as installed (no import of torch)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import vidmp3
+
+    found = {"vidmp3": vidmp3.__version__}
+    for name in KEY_LIBRARIES[1:]:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "absent"
+    return " ".join(f"{name}={found[name]}" for name in KEY_LIBRARIES)
+
+
+def _file_checksum(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def key_by_content() -> bool:
+    """Make Snakemake's cache key the one described above; False (and a warning) where its API differs."""
     try:
-        from snakemake.io import _IOFile
+        from snakemake import script
+        from snakemake.caching.hash import ProvenanceHashMap
+        from snakemake.settings.types import DeploymentMethod
     except ImportError:
-        log.warning("vidmp3: snakemake.io._IOFile not found: --cache cannot hash folder inputs")
+        log.warning("vidmp3: snakemake.caching.hash not found: --cache keys stay Snakemake's own")
         return False
-    original = getattr(_IOFile, "checksum", None)
+    original = getattr(ProvenanceHashMap, "_get_provenance_hash", None)
     if original is None:
-        log.warning("vidmp3: snakemake's IOFile has no checksum(): --cache cannot hash folder inputs")
+        log.warning("vidmp3: snakemake's ProvenanceHashMap has no _get_provenance_hash(): --cache keys stay Snakemake's own")
         return False
     if getattr(original, _MARK, False):
         return True
+    versions = library_versions()
 
-    async def checksum(self, threshold=None, force=False, algorithm=None):
-        if force and algorithm is None and not self.is_storage and os.path.isdir(self.file):
-            return folder_checksum(self.file)
-        return await original(self, threshold=threshold, force=force, algorithm=algorithm)
+    async def content_key(self, job):
+        if job in self._hashes:
+            return self._hashes[job]
+        if not job.is_script:
+            return await original(self, job)
+        digest = hashlib.sha256()
+        _, source, _, _, _ = script.get_source(
+            job.rule.script, job.rule.workflow.sourcecache, basedir=job.rule.basedir,
+            wildcards=job.wildcards, params=job.params,
+        )
+        digest.update(source.encode())
+        for name, value in sorted(job.params._allitems(), key=lambda item: str(item[0])):
+            digest.update(str(name).encode() + json.dumps(value, sort_keys=True).encode())
+        workflow = job.dag.workflow
+        if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method and job.conda_env:
+            digest.update(job.conda_env.content)
+        digest.update(versions.encode())
+        # A dry run predicts: an input whose job needs to run stands for that job's key.
+        pending = {
+            file: dependency
+            for dependency, files in job.dag.dependencies[job].items()
+            if workflow.dryrun and job.dag.needrun(dependency)
+            for file in files
+        }
+        keys = []
+        for file in job.input:
+            if file in pending:
+                keys.append(await content_key(self, pending[file]))
+            elif file.is_storage:
+                keys.append(await file.checksum(force=True))
+            elif os.path.isdir(file):
+                keys.append(folder_checksum(file))
+            else:
+                keys.append(_file_checksum(file))
+        for key in sorted(keys):
+            digest.update(key.encode())
+        self._hashes[job] = digest.hexdigest()
+        return self._hashes[job]
 
-    setattr(checksum, _MARK, True)
-    checksum.__doc__ = original.__doc__
-    _IOFile.checksum = checksum
+    setattr(content_key, _MARK, True)
+    content_key.__doc__ = "vidmp3.cache_keys: script, params, software and every input's content."
+    ProvenanceHashMap._get_provenance_hash = content_key
     return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import csv
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +44,75 @@ def load_schema(schema_dir: str | os.PathLike, name: str) -> dict[str, Any]:
     return yaml.safe_load((Path(schema_dir) / f"{name}.schema.yaml").read_text())
 
 
+def _first_error(instance: dict[str, Any], schema: dict[str, Any]):
+    return next(iter(sorted(_DefaultingValidator(schema).iter_errors(instance), key=lambda e: e.path)), None)
+
+
 def validate(instance: dict[str, Any], schema: dict[str, Any], where: str) -> dict[str, Any]:
     """Return a copy of `instance` with defaults filled in; raise InputError on the first problem."""
     filled = copy.deepcopy(instance)
-    error = next(iter(sorted(_DefaultingValidator(schema).iter_errors(filled), key=lambda e: e.path)), None)
+    error = _first_error(filled, schema)
     if error is not None:
         key = "/".join(str(p) for p in error.absolute_path)
         raise InputError(f"{where}{': ' + key if key else ''}: {error.message}")
     return filled
 
 
-def load_config(config: dict[str, Any], schema_dir: str | os.PathLike, where: str = "config") -> dict[str, Any]:
-    return validate(config, load_schema(schema_dir, "config"), where)
+def yaml_line(path: str | os.PathLike, keys: Sequence[str | int]) -> int | None:
+    """The line of `keys` (a path of mapping keys and list indices) in a YAML file; None where it is not there."""
+    node = yaml.compose(Path(path).read_text())
+    line = 1
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            found = [(k, v) for k, v in node.value if k.value == str(key)]
+            if not found:
+                return None
+            key_node, node = found[0]
+            line = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            return None
+    return line
+
+
+def load_config(
+    config: dict[str, Any],
+    schema_dir: str | os.PathLike,
+    files: Sequence[str | os.PathLike] = (),
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The config with defaults filled in. A problem names where the key was set: the last of the
+    config `files` (later ones override earlier ones) that holds it, with its line, or `--config`."""
+    schema = load_schema(schema_dir, "config")
+    filled = copy.deepcopy(config)
+    error = _first_error(filled, schema)
+    if error is None:
+        return filled
+    keys = list(error.absolute_path)
+    where = "config"
+    if overrides is not None and _holds(overrides, keys):
+        where = "--config"
+    else:
+        for file in reversed(list(files)):
+            line = yaml_line(file, keys) if Path(file).is_file() else None
+            if line is not None:
+                where = f"{file}, line {line}"
+                break
+    key = "/".join(str(k) for k in keys)
+    raise InputError(f"{where}{', key ' + key if key else ''}: {error.message}")
+
+
+def _holds(mapping: Any, keys: list[str | int]) -> bool:
+    for key in keys:
+        if isinstance(mapping, dict) and key in mapping:
+            mapping = mapping[key]
+        elif isinstance(mapping, list) and isinstance(key, int) and key < len(mapping):
+            mapping = mapping[key]
+        else:
+            return False
+    return True
 
 
 def _read_sheet(path: str | os.PathLike, schema: dict[str, Any], id_columns: list[str], allow_empty: bool) -> pd.DataFrame:
@@ -67,6 +125,8 @@ def _read_sheet(path: str | os.PathLike, schema: dict[str, Any], id_columns: lis
     if not lines:
         raise InputError(f"{path}: sheet is empty (no header line)")
     header = [name.strip() for name in lines[0]]
+    if len(header) == 1 and " " in header[0].strip():
+        raise InputError(f"{path}, line 1: the header has no tab; the sheet must be tab-separated (tabs, not spaces, between columns)")
     columns = schema["properties"]
     rows = []
     for number, cells in enumerate(lines[1:], start=2):
@@ -74,7 +134,9 @@ def _read_sheet(path: str | os.PathLike, schema: dict[str, Any], id_columns: lis
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(header):
-            raise InputError(f"{where}: has {len(cells)} tab-separated fields, the header has {len(header)}")
+            spaced = len(cells) < len(header) and (len(cells) == 1 or any("  " in cell for cell in cells))
+            hint = "; the sheet must be tab-separated (this line seems to separate columns with spaces)" if spaced else ""
+            raise InputError(f"{where}: has {len(cells)} tab-separated fields, the header has {len(header)}{hint}")
         row: dict[str, Any] = {}
         for column, cell in zip(header, cells):
             cell = cell.strip()
@@ -123,3 +185,19 @@ def parse_size(size: str) -> tuple[int, int]:
     """'WIDTHxHEIGHT' -> (width, height)."""
     width, height = size.split("x")
     return int(width), int(height)
+
+
+def check_sheet_paths(videos: pd.DataFrame, sheet: str | os.PathLike, made: set[str]) -> None:
+    """Every source and masks path of the videos sheet exists, except those the workflow `made` (rendered clips)."""
+    for row in videos.itertuples():
+        for column in ("source", "masks"):
+            value = getattr(row, column)
+            if not value or value in made:
+                continue
+            path = Path(value)
+            problem = "does not exist" if not path.exists() else "is not a folder" if column == "masks" and not path.is_dir() else None
+            if problem:
+                raise InputError(
+                    f"{sheet}: video {row.video}: {column} {value} {problem}; fix the path in column {column} "
+                    f"(relative paths start at the working directory {Path.cwd()})"
+                )

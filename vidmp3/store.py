@@ -1,8 +1,9 @@
 """Zarr v3 layout of a video's priors: one group, one array per stage, one chunk per frame.
 
 `results/priors/{video}.zarr` is a group; each stage writes its own array folder in it
-(`frames`, `mask_given`, `corr`, `mask`, `depth`, `guide`, `alpha`), atomically, so stages can
-rerun independently and a failed stage leaves nothing behind.
+(`frames`, `mask_given`, `corr`, `mask`, `depth`, `guide`, `alpha`), atomically (its temporary
+outside the group, `vidmp3.atomic`), so stages can rerun independently and a failed or killed
+stage leaves nothing the group would list.
 """
 
 from __future__ import annotations
@@ -39,7 +40,13 @@ def write_array(path: str | os.PathLike, data: np.ndarray, attrs: dict[str, Any]
             store=str(tmp), shape=data.shape, dtype=data.dtype, chunks=chunks,
             compressors=COMPRESSOR, zarr_format=3,
         )
-        array[...] = data
+        # One chunk (frame) per call: zarr writes a call's chunks from several threads, and a failure in
+        # one (a full disk) would return while the others still write into the temporary folder.
+        if data.ndim > 1:
+            for index, frame in enumerate(data):
+                array[index] = frame
+        else:
+            array[...] = data  # one chunk
         array.attrs.update(_jsonable(attrs or {}))
 
 

@@ -8,7 +8,9 @@
   stages (e.g. `edit/vidmp3/`); per video and per edit divide a stage's total seconds by the
   number of videos and of edits.
 
-A metric that an edit lacks (null in its record) gives no row: counts show what is missing.
+A metric that an edit lacks (null in its record) gives no row: counts show what is missing, and the
+Markdown page lists what was not computed and why (the records' `not_available`), so that an edit
+never checked against its prompt (no CLIP model) cannot pass for a good one on motion alone.
 """
 
 from __future__ import annotations
@@ -54,6 +56,18 @@ def read_edit_metrics(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
             if value is not None:
                 rows.append({**{key: record[key] for key in LABELS}, "metric": metric, "value": float(value)})
     return pd.DataFrame(rows, columns=[*LABELS, "metric", "value"])
+
+
+def read_not_computed(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """method, metric, reason, edits (lacking it), of (the method's edits): the records' `not_available`."""
+    rows, totals = [], {}
+    for path in paths:
+        record = json.loads(Path(path).read_text())
+        totals[record["method"]] = totals.get(record["method"], 0) + 1
+        rows += [{"method": record["method"], "metric": metric, "reason": reason} for metric, reason in record.get("not_available", {}).items()]
+    frame = pd.DataFrame(rows, columns=["method", "metric", "reason"])
+    table = frame.groupby(["method", "metric", "reason"], sort=False).size().reset_index(name="edits")
+    return _ordered(table.assign(of=table["method"].map(totals)))
 
 
 def _order_key(column: pd.Series) -> pd.Series:
@@ -142,13 +156,35 @@ def _pivot_markdown(table: pd.DataFrame, rows: list[str]) -> str:
     return wide.fillna("–").reset_index().to_markdown(index=False)
 
 
-def tables_markdown(summary: pd.DataFrame, ablation: pd.DataFrame, time_cost: pd.DataFrame) -> str:
-    """The three tables as one Markdown page (cells: mean ± std (n=count))."""
+CLIP_METRICS = ("clip_text_alignment", "clip_temporal_consistency")
+CLIP_MISSING = (
+    "**No edit was checked against its prompt**: the CLIP metrics need `evaluation: clip_model` (a local "
+    "CLIP folder or a cached hub id; README, \"Text metrics offline\"). Motion and warp scores alone do not "
+    "show that an edit shows its prompt."
+)
+
+
+def _not_computed_markdown(not_computed: pd.DataFrame) -> str:
+    if not_computed.empty:
+        return "Every metric was computed for every edit."
+    rows = [
+        {"method": row.method, "metric": METRICS[row.metric].label, "not computed for": f"{row.edits} of {row.of} edits", "why": row.reason}
+        for row in not_computed.itertuples()
+    ]
+    text = pd.DataFrame(rows).to_markdown(index=False)
+    if not_computed["metric"].isin(CLIP_METRICS).any():
+        text = CLIP_MISSING + "\n\n" + text
+    return text
+
+
+def tables_markdown(summary: pd.DataFrame, ablation: pd.DataFrame, time_cost: pd.DataFrame, not_computed: pd.DataFrame) -> str:
+    """The three tables and what was not computed, as one Markdown page (cells: mean ± std (n=count))."""
     rounded = time_cost.round(2).astype(object).where(time_cost.notna(), "–")
     costs = rounded.to_markdown(index=False) if not time_cost.empty else "_No benchmark files._"
     return "\n\n".join([
         "# Evaluation",
         "Every number is computed from the per-edit metric records and Snakemake benchmark files.",
+        "## Not computed\n\n" + _not_computed_markdown(not_computed),
         "## Methods by subject category\n\n" + _pivot_markdown(summary, ["method", "category"]),
         "## Ablation (VidMP3 variants, all edits)\n\n" + _pivot_markdown(ablation, ["method"]),
         "## Time cost (seconds; per video and per edit = stage total / number of videos or edits)\n\n" + costs,
@@ -174,4 +210,4 @@ def write_tables(
         with atomic_path(out) as tmp:
             table.to_csv(tmp, index=False)
     with atomic_path(markdown) as tmp:
-        tmp.write_text(tables_markdown(summary, ablation, time_cost))
+        tmp.write_text(tables_markdown(summary, ablation, time_cost, read_not_computed(edit_metrics)))

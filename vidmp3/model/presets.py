@@ -5,176 +5,46 @@ encoder(s), tokenizer(s), scheduler) and an AnimateDiff motion adapter. Each com
 Hugging Face hub id or a local folder. Hub ids are only ever read from the local cache (jobs run
 with HF_HUB_OFFLINE=1): a missing component fails before anything is loaded, naming the path and
 the command that fetches it. The tiny presets are built by the workflow (`vidmp3.model.tiny`) and
-then load exactly like real weights.
+then load exactly like real weights. What a preset names and the checks that need no torch live in
+`vidmp3.model.spec` (the workflow runs them at parse time).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDPMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
-from huggingface_hub import snapshot_download
-from huggingface_hub.errors import LocalEntryNotFoundError
 from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
 from vidmp3.model.codec import PixelUnshuffleCodec
-from vidmp3.model.tiny import TINY_FAMILIES
+from vidmp3.model.spec import (  # noqa: F401 (the preset names and checks, importable from here as before)
+    BASE_COMPONENTS,
+    PRESETS,
+    TOYWORLD_WEIGHTS,
+    ModelSpec,
+    Preset,
+    check_model_files,
+    codec_name,
+    model_spec,
+)
 from vidmp3.model.video_unet import build_video_unet
 from vidmp3.precision import resolve_dtype_name
 
 
-@dataclass(frozen=True)
-class Preset:
-    family: str  # "sd15" or "sdxl"
-    base: str | None  # hub id; None for a tiny preset (built locally)
-    motion_adapter: str | None
-
-
-TOYWORLD_WEIGHTS = Path(__file__).resolve().parent.parent / "toyworld" / "weights"
-"""ToyWorld's pretrained weights, shipped with the package (rebuilt by `make toyworld-weights`)."""
-
-PRESETS = {
-    "tiny": Preset("sd15", None, None),
-    "tiny-sdxl": Preset("sdxl", None, None),
-    "toyworld": Preset("sd15", str(TOYWORLD_WEIGHTS / "base"), str(TOYWORLD_WEIGHTS / "motion_adapter")),
-    "sd15": Preset("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "guoyww/animatediff-motion-adapter-v1-5"),
-    "sdxl": Preset("sdxl", "stabilityai/stable-diffusion-xl-base-1.0", "guoyww/animatediff-motion-adapter-sdxl-beta"),
-}
-
-BASE_COMPONENTS = {
-    "sd15": ("unet", "vae", "text_encoder", "tokenizer", "scheduler"),
-    "sdxl": ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"),
-}
-"""Subfolders of a base model, per family."""
-
-_REQUIRED_FILES = {
-    "unet": ("config.json", "*.safetensors"),
-    "vae": ("config.json", "*.safetensors"),
-    "text_encoder": ("config.json", "*.safetensors"),
-    "text_encoder_2": ("config.json", "*.safetensors"),
-    "tokenizer": ("tokenizer_config.json",),
-    "tokenizer_2": ("tokenizer_config.json",),
-    "scheduler": ("scheduler_config.json",),
-    "motion_adapter": ("config.json", "*.safetensors"),
-}
-
 CODECS = {"AutoencoderKL": AutoencoderKL, "PixelUnshuffleCodec": PixelUnshuffleCodec}
 """What a base model's `vae/` may hold (its config's `_class_name`): a VAE, or ToyWorld's exact codec."""
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A resolved preset: what to load, and how to fetch it when it is missing."""
-
-    preset: str
-    family: str
-    base: str  # hub id or local folder
-    motion_adapter: str  # hub id or local folder
-
-    def fetch_command(self, component: str) -> str:
-        """The command that puts `component` ("base" or "motion_adapter") where loading looks for it."""
-        source = getattr(self, component)
-        if self.preset in TINY_FAMILIES:
-            return f"snakemake --cores 1 {Path(source).parent}"
-        if self.preset == "toyworld" and source == getattr(PRESETS["toyworld"], component):
-            return "make toyworld-weights"
-        if _HUB_ID.match(source) and not Path(source).exists():
-            if component == "base":
-                includes = " ".join(f'--include "{name}/*"' for name in BASE_COMPONENTS[self.family])
-                return f'hf download {source} {includes} --exclude "*.bin" --exclude "*.ckpt" --exclude "*fp16*"'
-            return f'hf download {source} --include "*.json" --include "*.safetensors" --exclude "*fp16*"'
-        return f"copy a diffusers-format {component} folder to {source}"
-
-
-def model_spec(
-    preset: str,
-    base: str | None = None,
-    motion_adapter: str | None = None,
-    tiny_dir: str | os.PathLike = "results/models",
-) -> ModelSpec:
-    """Resolve a preset name (plus optional overrides of its base and motion adapter) to a ModelSpec.
-
-    Tiny presets live at `{tiny_dir}/{preset}/base` and `{tiny_dir}/{preset}/motion_adapter`.
-    Raises InputError for an unknown preset, so the workflow can check it at parse time.
-    """
-    if preset not in PRESETS:
-        raise InputError(f"model preset {preset!r} is unknown; expected one of {sorted(PRESETS)}")
-    entry = PRESETS[preset]
-    if preset in TINY_FAMILIES:
-        if base is not None or motion_adapter is not None:
-            raise InputError(f"model preset {preset!r} is built by the workflow; it takes no base or motion_adapter")
-        return ModelSpec(
-            preset=preset,
-            family=entry.family,
-            base=str(Path(tiny_dir) / preset / "base"),
-            motion_adapter=str(Path(tiny_dir) / preset / "motion_adapter"),
-        )
-    return ModelSpec(
-        preset=preset,
-        family=entry.family,
-        base=base if base is not None else entry.base,
-        motion_adapter=motion_adapter if motion_adapter is not None else entry.motion_adapter,
-    )
-
-
-def _resolve_folder(spec: ModelSpec, component: str) -> Path:
-    """The local folder of a component: the folder itself, or the cached hub snapshot."""
-    source = getattr(spec, component)
-    if Path(source).is_dir():
-        return Path(source)
-    if spec.preset not in TINY_FAMILIES and _HUB_ID.match(source):
-        try:
-            return Path(snapshot_download(source, local_files_only=True))
-        except LocalEntryNotFoundError:
-            raise InputError(
-                f"model {component} {source!r} is not in the local Hugging Face cache; "
-                f"fetch it with: {spec.fetch_command(component)}"
-            ) from None
-    raise InputError(f"model {component} folder {source} does not exist; get it with: {spec.fetch_command(component)}")
-
-
-def _check_files(
-    spec: ModelSpec, component: str, path: Path, kind: str, patterns: tuple[str, ...] | None = None
-) -> None:
-    """Fail before loading when a component's config or safetensors weights (or `patterns`) are missing."""
-    for pattern in patterns or _REQUIRED_FILES[kind]:
-        if not any(path.glob(pattern)):
-            raise InputError(
-                f"model {component}: {path} has no {pattern} (missing or incomplete {kind}); "
-                f"fetch it with: {spec.fetch_command(component)}"
-            )
 
 
 def codec_class(spec: ModelSpec, vae_folder: Path) -> type[AutoencoderKL] | type[PixelUnshuffleCodec]:
     """The class named by `vae/config.json`."""
-    name = json.loads((vae_folder / "config.json").read_text()).get("_class_name")
-    if name not in CODECS:
-        raise InputError(f"model base {spec.base}: vae/config.json names class {name!r}; expected one of {sorted(CODECS)}")
-    return CODECS[name]
-
-
-def check_model_files(spec: ModelSpec) -> tuple[Path, Path]:
-    """Resolve and check every component of `spec`; return the base and motion adapter folders."""
-    base = _resolve_folder(spec, "base")
-    for subfolder in BASE_COMPONENTS[spec.family]:
-        if subfolder == "vae":
-            _check_files(spec, "base", base / "vae", "vae", patterns=("config.json",))
-            if codec_class(spec, base / "vae") is PixelUnshuffleCodec:
-                continue  # no weights
-        _check_files(spec, "base", base / subfolder, subfolder)
-    adapter = _resolve_folder(spec, "motion_adapter")
-    _check_files(spec, "motion_adapter", adapter, "motion_adapter")
-    return base, adapter
+    return CODECS[codec_name(spec, vae_folder)]
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,7 @@ from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
-
-TINY_FAMILIES = {"tiny": "sd15", "tiny-sdxl": "sdxl"}
-"""Tiny preset name -> the model family whose shape it mirrors."""
+from vidmp3.model.spec import TINY_FAMILIES
 
 TEXT_WIDTH = 32
 MAX_TOKENS = 32

@@ -22,10 +22,7 @@ from torch import nn
 
 from vidmp3.errors import InputError
 from vidmp3.methods import get_method
-
-
-def _per_block(value: int | tuple[int, ...], blocks: int) -> list[int]:
-    return [value] * blocks if isinstance(value, int) else list(value)
+from vidmp3.model.spec import check_video_layout
 
 
 def build_video_unet(
@@ -39,20 +36,7 @@ def build_video_unet(
     `from_unet2d` would also leave SDXL's `add_embedding` (text and size conditioning) random; the
     merged state dict carries it.
     """
-    blocks = len(unet2d.config.down_block_types)
-    adapter_channels = list(motion_adapter.config.block_out_channels)
-    if adapter_channels != list(unet2d.config.block_out_channels):
-        raise InputError(
-            f"{where}: its block channels {adapter_channels} do not match the UNet's "
-            f"{list(unet2d.config.block_out_channels)}"
-        )
-    unet_layers = _per_block(unet2d.config.layers_per_block, blocks)
-    adapter_layers = _per_block(motion_adapter.config.motion_layers_per_block, blocks)
-    if unet_layers != adapter_layers:
-        raise InputError(
-            f"{where}: its motion layers per block {adapter_layers} do not match the UNet's layers per block "
-            f"{unet_layers}"
-        )
+    check_video_layout(unet2d.config, motion_adapter.config, where)
     if motion_adapter.config.conv_in_channels:
         raise InputError(f"{where}: adapters with their own conv_in (PIA) are not supported")
     with torch.device("meta"):

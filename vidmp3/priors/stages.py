@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from vidmp3.atomic import atomic_path
+from vidmp3.errors import InputError
 from vidmp3.priors import combine, compute_depth, compute_mask, compute_matches, matches_to_corr
 from vidmp3.priors.correspondence import subject_box
 from vidmp3.priors.depth import DEPTH_FLOOR
@@ -40,10 +41,25 @@ def mask_stage(
     given: PathLike | None = None, class_name: str = "",
 ) -> None:
     """Write `mask` bool (N,H,W) from the `frames` array (and the `mask_given` array for backend given)."""
-    frame_array, _ = read_array(frames)
-    given_array = read_array(given)[0] if given is not None else None
+    frame_array, frames_attrs = read_array(frames)
+    given_array, given_attrs = read_array(given) if given is not None else (None, {})
     mask = compute_mask(frame_array, backend, options, given=given_array, class_name=class_name)
+    if not mask[0].any():
+        _empty_first_mask(Path(out).parent.stem, backend, given_attrs.get("masks"), class_name, frames_attrs)
     write_array(out, mask, {"backend": backend, "options": options, "class_name": class_name})
+
+
+def _empty_first_mask(video: str, backend: str, folder: str | None, class_name: str, frames_attrs: dict[str, Any]) -> None:
+    """Frame 0 defines the correspondence colours, so its subject must be there: say so at the mask stage."""
+    frame = f"frame 0 (source frame {frames_attrs['frame_indices'][0]})"
+    if backend == "given":
+        problem = f"its mask of {frame} in {folder} is empty (mask backend 'given')"
+        fix = "choose a first_frame where the subject is visible, or check that the subject is white in that mask"
+    else:
+        looked_for = f"{class_name!r}" if class_name else "subject"
+        problem = f"mask backend {backend!r} found no {looked_for} in {frame}"
+        fix = "choose a first_frame where the subject is visible, give the video a masks folder, or set another mask_backend"
+    raise InputError(f"video {video}: {problem}; frame 0 defines the correspondence colours. Fix: {fix}")
 
 
 def corr_stage(
