@@ -135,6 +135,6 @@ def test_a_job_that_sees_only_itself_has_the_same_key(runs, tmp_path):
     snakemake(fourth, "results/priors/folder.zarr/corr", "results/priors/folder.zarr/depth", "results/priors/folder.zarr/alpha")
     result = cached_run(fourth, cache)
     text = result.stdout + result.stderr
-    for rule in ("finetune", "invert"):
+    for rule in ("finetune",):
         assert f"Symlinking output file results/{CACHED_OUTPUTS[rule][0]}" in text, rule
         assert next((fourth / "results" / "logs" / rule).rglob("*.log")).stat().st_size == 0, rule
