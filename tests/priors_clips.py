@@ -18,6 +18,19 @@ def rendered(shape: str, texture: str, motion: str, seed: int, size: int = 96, f
     return render_clip(subject, make_trajectory(frames, seed=seed, motion=motion, subject=subject), size, size, supersample=2)
 
 
+@lru_cache(maxsize=None)
+def rendered_long(shape: str, motion: str, seed: int, size: int = 48, frames: int = 64) -> RenderedClip:
+    """A long checker clip; motion "spin" is large motion kept upright (0.3 rad of lean) plus a full extra
+    turn about the vertical axis, like `benchmarks/priors_drift.py`'s."""
+    subject = SubjectSpec(shape, SHAPES[shape], texture="checker")
+    if motion == "spin":
+        poses = make_trajectory(frames, seed=seed, motion="large", subject=subject, tilt=0.3)
+        poses[:, 4] += 2.0 * np.pi * np.linspace(0.0, 1.0, frames)
+    else:
+        poses = make_trajectory(frames, seed=seed, motion=motion, subject=subject)
+    return render_clip(subject, poses, size, size, supersample=2)
+
+
 def native_attrs(clip: RenderedClip) -> dict:
     """Frames-stage attrs of a video that takes every rendered frame at its own size."""
     width, height = clip.camera.width, clip.camera.height
