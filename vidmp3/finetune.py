@@ -34,8 +34,9 @@ from vidmp3.errors import InputError
 from vidmp3.model.presets import Components, ModelSpec, load_components
 from vidmp3.model.processors import install_processors
 from vidmp3.methods import get_method
-from vidmp3.model.video_unet import motion_widths, set_trainable, trainable_unet_parameters
-from vidmp3.motionguide import MotionGuide, guide_input
+from vidmp3.model.codec import codec_factor
+from vidmp3.model.video_unet import motion_slots, set_trainable, trainable_unet_parameters
+from vidmp3.motionguide import MotionGuide, guide_input, motion_guide_config
 from vidmp3.store import read_array
 
 PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
@@ -175,9 +176,10 @@ def finetune(
     if method.guide_variant is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            motion_guide = MotionGuide(
-                variant=method.guide_variant, widths=motion_widths(unet), hidden=config.motion_guide_hidden
-            )
+            motion_guide = MotionGuide(**motion_guide_config(
+                method.guide_variant, method.guide_layout, motion_slots(unet).values(), codec_factor(components.vae),
+                config.motion_guide_hidden, coarse=method.guide_lowest_only,
+            ))
         motion_guide.to(device).train()
         guide_tensor = torch.from_numpy(np.asarray(guide, dtype=np.float32)).to(device)
         alpha_tensor = torch.from_numpy(np.asarray(alpha, dtype=np.float32)).to(device)

@@ -1,5 +1,8 @@
 """The methods the workflow compares: VidMP3, its ablations and the Tune-A-Video baseline.
 
+`vidmp3-spatial` and `vidmp3-spatial-coarse` go beyond the paper: the same MotionGuide trunk with
+per-pixel vectors at every motion-module resolution, or only at the lowest one (vidmp3.motionguide).
+
 Kept free of torch so the Snakefile can read it at parse time.
 """
 
@@ -14,10 +17,14 @@ from vidmp3.errors import InputError
 class Method:
     guide_variant: str | None  # MotionGuide input variant (vidmp3.motionguide.VARIANT_CHANNELS); None: no MotionGuide
     whole_motion_modules: bool  # train every motion-module weight (Tune-A-Video) instead of the attention projections
+    guide_layout: str = "pooled"  # vidmp3.motionguide.LAYOUTS: the paper's one vector per frame, or per pixel
+    guide_lowest_only: bool = False  # spatial: feed only the lowest-resolution motion modules (less shape detail)
 
 
 METHODS = {
     "vidmp3": Method("product", False),
+    "vidmp3-spatial": Method("product", False, "spatial"),
+    "vidmp3-spatial-coarse": Method("product", False, "spatial", guide_lowest_only=True),
     "no-motionguide": Method(None, False),
     "corr-only": Method("corr", False),
     "depth-only": Method("depth", False),
