@@ -11,6 +11,8 @@ the base model:
     motion_guide.safetensors MotionGuide (methods that use it)
     config.json              model spec, method, fine-tune settings, MotionGuide config, video facts
     loss.csv, loss.png       the loss curve
+    guide_effect.{csv,json,png}  MotionGuide methods: per temporal layer, lambda * ||phi|| / ||z|| and the
+                             change of the layer's output without the guide (vidmp3.guide_effect)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
+from vidmp3.guide_effect import measure_guide_effect, write_guide_effect
 from vidmp3.model.presets import Components, ModelSpec, load_components
 from vidmp3.model.processors import install_processors
 from vidmp3.methods import get_method
@@ -215,6 +218,15 @@ def finetune(
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             losses.append((step, int(timestep.item()), float(loss.item())))
+        effect = None
+        if motion_guide is not None:
+            motion_guide.eval()
+            with torch.no_grad():
+                vectors = motion_guide(guide_tensor, alpha_tensor)
+            effect = measure_guide_effect(
+                unet, video_attention, vectors, config.guide_scale, latents, text.unet_kwargs(num_frames), scheduler,
+                config.seed, autocast_dtype if config.precision != "fp32" else None,
+            )
     finally:
         video_attention.restore()
 
@@ -236,6 +248,8 @@ def finetune(
             save_file(_state_dict_for_saving(dict(motion_guide.named_parameters())), tmp / "motion_guide.safetensors")
         (tmp / "config.json").write_text(json.dumps(resolved, indent=2))
         _write_loss_curve(tmp, losses, f"{config.method}: {prompt}", prediction_type)
+        if effect is not None:
+            write_guide_effect(tmp, effect, f"{config.method}: {prompt}")
 
 
 def finetune_video(
