@@ -60,6 +60,7 @@ class FinetuneConfig:
     precision: str = "fp32"  # autocast dtype: fp32 (off), bf16, fp16 (with gradient scaling)
     gradient_checkpointing: bool = False
     motion_guide_hidden: int = 64  # MotionGuide trunk channels
+    guide_learning_rate: float | None = None  # MotionGuide's Adam rate; None: the method's (vidmp3.methods)
 
 
 def _check_config(config: FinetuneConfig) -> torch.device:
@@ -68,6 +69,8 @@ def _check_config(config: FinetuneConfig) -> torch.device:
         raise InputError(f"finetune steps must be positive, got {config.steps}")
     if not config.learning_rate > 0:
         raise InputError(f"finetune learning_rate must be positive, got {config.learning_rate}")
+    if config.guide_learning_rate is not None and not config.guide_learning_rate > 0:
+        raise InputError(f"finetune guide_learning_rate must be positive or None, got {config.guide_learning_rate}")
     if config.precision not in PRECISIONS:
         raise InputError(f"finetune precision {config.precision!r} is unknown; expected one of {sorted(PRECISIONS)}")
     try:
@@ -77,6 +80,11 @@ def _check_config(config: FinetuneConfig) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"finetune device {config.device!r}: CUDA is not available on this machine")
     return device
+
+
+def _guide_learning_rate(config: FinetuneConfig) -> float:
+    """The config's MotionGuide rate, else the method's own, else the fine-tuning rate (the paper)."""
+    return config.guide_learning_rate or get_method(config.method).guide_learning_rate or config.learning_rate
 
 
 def _check_inputs(
@@ -191,7 +199,10 @@ def finetune(
     unet.train()
 
     parameters = list(trainable.values()) + (list(motion_guide.parameters()) if motion_guide else [])
-    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
+    groups = [{"params": list(trainable.values())}]
+    if motion_guide is not None:
+        groups.append({"params": list(motion_guide.parameters()), "lr": _guide_learning_rate(config)})
+    optimizer = torch.optim.Adam(groups, lr=config.learning_rate)
     autocast_dtype = PRECISIONS[config.precision]
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "fp16")
     generator = torch.Generator().manual_seed(config.seed)
@@ -239,6 +250,7 @@ def finetune(
             "unet_tensors": len(trainable),
             "motion_guide_tensors": len(list(motion_guide.parameters())) if motion_guide else 0,
             "parameters": sum(p.numel() for p in parameters),
+            "motion_guide_learning_rate": groups[-1]["lr"] if motion_guide else None,
         },
     }
     with atomic_path(out_dir) as tmp:

@@ -123,13 +123,13 @@ class BenchmarkConfig:
     edits: int = 3
     methods: tuple[str, ...] = tuple(METHODS)
     motion: str = "large"
-    finetune_steps: int = 20
+    finetune_steps: int = 100  # the paper's settings: 100 fine-tuning steps, DDIM 50 + 50
     learning_rate: float = 5e-4
     guide_scale: float = 0.1
     motion_guide_hidden: int = 16
     finetune_seed: int = 0
-    inversion_steps: int = 15
-    editing_steps: int = 15
+    inversion_steps: int = 50
+    editing_steps: int = 50
     guidance_scale: float = 2.0
     negative_prompt: str = ""
     segment_threshold: float = 0.2
