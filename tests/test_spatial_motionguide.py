@@ -154,3 +154,16 @@ def test_fine_tuning_trains_and_saves_the_spatial_heads(tmp_path, method):
     assert heads and all(tensors[name].abs().sum() > 0 for name in heads if name.endswith(".weight"))
     expected = {"64"} if method == "vidmp3-spatial-coarse" else {"32", "64"}  # tiny: width 32 at 1x, 64 at 2x down
     assert {name.split(".")[1] for name in heads} == expected
+
+
+def test_codec_factor_is_pixels_per_latent_pixel():
+    from diffusers import AutoencoderKL
+
+    from vidmp3.model.codec import PixelUnshuffleCodec, codec_factor
+
+    assert codec_factor(PixelUnshuffleCodec(factor=2)) == 2
+    vae = AutoencoderKL(block_out_channels=(8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 3,
+                        up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=4, latent_channels=4)
+    with torch.no_grad():
+        latents = vae.encode(torch.zeros(1, 3, 32, 32)).latent_dist.mean
+    assert codec_factor(vae) == 32 // latents.shape[-1] == 4
