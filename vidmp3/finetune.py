@@ -231,6 +231,7 @@ def finetune(
             losses.append((step, int(timestep.item()), float(loss.item())))
         effect = None
         if motion_guide is not None:
+            unet.eval()
             motion_guide.eval()
             with torch.no_grad():
                 vectors = motion_guide(guide_tensor, alpha_tensor)
