@@ -117,19 +117,21 @@ def write_guide_effect(folder: str | Path, rows: list[dict], title: str) -> None
             for column in ("guide_ratio", "output_change")
             for statistic, function in (("mean", np.mean), ("max", np.max))
         }
-    (folder / "guide_effect.json").write_text(json.dumps({"timesteps": sorted({r["timestep"] for r in rows}), "layers": summary}, indent=2))
+    timesteps = sorted({row["timestep"] for row in rows})
+    (folder / "guide_effect.json").write_text(json.dumps({"timesteps": timesteps, "layers": summary}, indent=2))
 
     figure = Figure(figsize=(7, 1.2 + 0.28 * len(layers)))
     axes = figure.subplots(1, 2, sharey=True)
     positions = np.arange(len(layers))
     for panel, column, label in ((0, "guide_ratio", "λ·‖φ‖/‖z‖"), (1, "output_change", "output change with vs without guide")):
-        timesteps = sorted({row["timestep"] for row in rows})
         for offset, timestep in enumerate(timesteps):
             values = [next(r[column] for r in rows if r["layer"] == layer and r["timestep"] == timestep) for layer in layers]
-            axes[panel].barh(positions + 0.8 * (offset / len(timesteps) - 0.5), values, height=0.8 / len(timesteps), label=f"t={timestep}")
+            height = 0.8 / len(timesteps)
+            axes[panel].barh(positions - 0.4 + height * (offset + 0.5), values, height=height, label=f"t={timestep}")
         axes[panel].set_xscale("symlog", linthresh=1e-4)
         axes[panel].set_xlabel(label, fontsize=8)
-    axes[0].set_yticks(positions, [layer.replace(".motion_modules", "").replace("transformer_blocks.", "") for layer in layers], fontsize=6)
+    names = [layer.replace(".motion_modules", "").replace("transformer_blocks.", "") for layer in layers]
+    axes[0].set_yticks(positions, names, fontsize=6)
     axes[1].legend(fontsize=7)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()

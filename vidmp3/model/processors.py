@@ -196,7 +196,8 @@ class VideoAttention:
         self.state = FrameState()
         self.original_processors = unet.attn_processors
         sparse_causal = SparseCausalAttnProcessor(self.state)
-        value = {downsample: MotionGuideValueProcessor(self.state, downsample) for _, downsample in set(self.guide_slots.values())}
+        downsamples = {downsample for _, downsample in self.guide_slots.values()}
+        value = {downsample: MotionGuideValueProcessor(self.state, downsample) for downsample in downsamples}
         processors = dict(self.original_processors)
         for name, attn in spatial.items():
             if name.endswith(".attn1"):

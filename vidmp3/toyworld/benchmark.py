@@ -259,7 +259,9 @@ def benchmark_clip(
     started = timer.add("render and priors", started)
     frames = clip.frames
     height, width = frames.shape[1:3]
-    other = world.render_toy_clip(plan.shape, plan.colour, plan.seed + OTHER_CLIP_OFFSET, size=world.IMAGE_SIZE, motion=config.motion)
+    other = world.render_toy_clip(
+        plan.shape, plan.colour, plan.seed + OTHER_CLIP_OFFSET, size=world.IMAGE_SIZE, motion=config.motion
+    )
     rows = []
     for name, (make, _) in CHANCE_LEVELS.items():
         reference = make(clip, other)
@@ -456,7 +458,8 @@ def metrics_figure(rows: pd.DataFrame, method_order: list[str]) -> Figure:
                 continue
             axes.scatter(position + jitter.uniform(-0.15, 0.15, values.size), values, s=8, alpha=0.4, color="tab:blue")
             std = values.std(ddof=1) if values.size > 1 else 0.0
-            axes.errorbar(position, values.mean(), yerr=std, fmt="o", color="tab:grey" if method in CHANCE_LEVELS else "black", capsize=3)
+            colour = "tab:grey" if method in CHANCE_LEVELS else "black"
+            axes.errorbar(position, values.mean(), yerr=std, fmt="o", color=colour, capsize=3)
         axes.set_xticks(range(len(method_order)), method_order, rotation=40, ha="right", fontsize=8)
         axes.set_title(f"{spec.label} {spec.arrow}", fontsize=9)
         axes.grid(axis="y", alpha=0.3)

@@ -70,7 +70,9 @@ class ProbeConfig:
         if get_method(self.method).guide_variant is None:
             raise InputError(f"probe method {self.method!r} has no MotionGuide to probe")
         if self.first_seed < VALIDATION_SEED:
-            raise InputError(f"probe first_seed {self.first_seed} is below VALIDATION_SEED ({VALIDATION_SEED}): test or pretraining clips")
+            raise InputError(
+                f"probe first_seed {self.first_seed} is below VALIDATION_SEED ({VALIDATION_SEED}): test or pretraining clips"
+            )
         if self.clips < 1:
             raise InputError(f"probe clips must be at least 1, got {self.clips}")
 
@@ -83,7 +85,9 @@ def probe_clip(seed: int, config: ProbeConfig, spec: ModelSpec, work: Path) -> l
     """Rows (clip_seed, start, guide, error against each track) for one clip."""
     plan = plan_clip(seed, 1)
     clip = world.render_toy_clip(plan.shape, plan.colour, seed, size=world.IMAGE_SIZE, motion=config.motion)
-    other = world.render_toy_clip(plan.shape, plan.colour, seed + OTHER_CLIP_OFFSET, size=world.IMAGE_SIZE, motion=config.motion)
+    other = world.render_toy_clip(
+        plan.shape, plan.colour, seed + OTHER_CLIP_OFFSET, size=world.IMAGE_SIZE, motion=config.motion
+    )
     priors = rendered_priors(clip)
     guides = {"true": priors, "reversed": reversed_priors(priors), "other": rendered_priors(other)}
     tracks = {"source": clip.mask, "reversed": clip.mask[::-1], "other": other.mask}
@@ -94,7 +98,8 @@ def probe_clip(seed: int, config: ProbeConfig, spec: ModelSpec, work: Path) -> l
         motion_guide_hidden=config.motion_guide_hidden, guide_learning_rate=config.guide_learning_rate,
     )
     weights = work / f"{config.method}-{seed}"
-    finetune(clip.frames, guide_input(priors.corr, priors.depth, variant), priors.alpha, plan.caption, spec, finetune_config, weights)
+    guide = guide_input(priors.corr, priors.depth, variant)
+    finetune(clip.frames, guide, priors.alpha, plan.caption, spec, finetune_config, weights)
     dtype = DTYPES[config.dtype]
     model = load_video_model(weights, len(clip.frames), priors, config.device, dtype)
     motion_guide = model.finetuned.motion_guide
