@@ -4,7 +4,7 @@ rule finetune:
     output:
         weights=report(
             directory("results/weights/{method}/{video}"),
-            patterns=["loss.png"],
+            patterns=["loss.png", "guide_effect.png"],
             caption="../report/finetune.rst",
             category="Fine-tuning",
             labels={"video": "{video}", "method": "{method}"},

@@ -14,6 +14,7 @@ rule toyworld_benchmark:
             category="ToyWorld benchmark",
             labels={"figure": "table"},
         ),
+        differences="results/toyworld/benchmark/differences.csv",
         markdown="results/toyworld/benchmark/table.md",
         plot=report(
             "results/toyworld/benchmark/metrics.png",

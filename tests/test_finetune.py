@@ -54,6 +54,9 @@ def trained(spec, video, tmp_path_factory):
 def test_writes_only_what_was_trained(trained, spec):
     assert sorted(p.name for p in trained.iterdir()) == [
         "config.json",
+        "guide_effect.csv",
+        "guide_effect.json",
+        "guide_effect.png",
         "latents.safetensors",
         "loss.csv",
         "loss.png",
@@ -109,6 +112,7 @@ def test_methods_without_motionguide(spec, video, tmp_path, method, tensors_writ
     frames, _, _ = video
     finetune(frames, None, None, "a cube", spec, replace(CONFIG, method=method, steps=1), tmp_path / method)
     assert not (tmp_path / method / "motion_guide.safetensors").exists()
+    assert not (tmp_path / method / "guide_effect.csv").exists()
     assert len(load_file(tmp_path / method / "trainable.safetensors")) == tensors_written
 
 

@@ -78,3 +78,18 @@ def test_bad_settings_are_refused_before_any_output(tmp_path, change, message):
     with pytest.raises(InputError, match=message):
         shape_invariance(tmp_path / "x.png", tmp_path / "x.csv", **settings)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_spatial_layout_starts_at_exactly_one_and_trains():
+    videos = render_videos(0, ["sphere"], 48, 8)
+    curves = train_and_evaluate(videos, 0, 30, 3e-3, 8, layout="spatial", cell=8)
+    assert curves["train"][0] == pytest.approx(1.0, abs=1e-6)  # zero head: zero cells, readout bias zero
+    assert curves["train"][-1] < 0.5 * curves["train"][0]
+
+
+def test_the_spatial_layout_needs_cells_that_divide_the_frame(tmp_path):
+    settings = {"seeds": [0], "shapes": ["sphere"], **SMALL}
+    with pytest.raises(InputError, match="cell 7"):
+        shape_invariance(tmp_path / "x.png", tmp_path / "x.csv", layout="spatial", cell=7, **settings)
+    with pytest.raises(InputError, match="layout 'grid'"):
+        shape_invariance(tmp_path / "x.png", tmp_path / "x.csv", layout="grid", **settings)

@@ -24,10 +24,15 @@ from vidmp3.store import read_array, write_array
 from vidmp3.synthetic import write_clip
 from vidmp3.toyworld import world
 from vidmp3.toyworld.benchmark import (
+    CHANCE_LEVELS,
     MAX_EDITS,
+    OTHER_CLIP_OFFSET,
+    SHIFT_PIXELS,
     UNEDITED,
     BenchmarkConfig,
     BenchmarkOutputs,
+    bootstrap_interval,
+    paired_differences,
     plan_clip,
     rendered_priors,
     run_benchmark,
@@ -104,6 +109,48 @@ def test_correctness_agreement_and_frame_change(clip):
         edit_metrics(frames, mask, frames, mask, shapes[:3], colours, (2, 3))
 
 
+# ---- chance levels and statistics --------------------------------------------------------------
+
+
+def test_chance_levels_score_what_they_are(clip):
+    other = world.render_toy_clip("cube", "red", world.HELD_OUT_SEED + OTHER_CLIP_OFFSET)
+    errors = {}
+    for name, (make, _) in CHANCE_LEVELS.items():
+        frames = make(clip, other)
+        assert frames.shape == clip.frames.shape and frames.dtype == np.uint8
+        errors[name] = trajectory_errors(world.segment(frames), clip.mask)[0]
+    assert errors[UNEDITED] < 0.01
+    assert errors["shifted-2px"] == pytest.approx(SHIFT_PIXELS / SIZE, abs=0.01)
+    assert min(errors["static"], errors["other-clip"]) > errors["shifted-2px"]
+    assert errors["backwards"] > 0.03  # this clip's path is nearly symmetric in time: backwards is close, not equal
+    static = CHANCE_LEVELS["static"][0](clip, other)
+    assert (static == static[0]).all() and np.array_equal(CHANCE_LEVELS["backwards"][0](clip, other), clip.frames[::-1])
+
+
+def test_bootstrap_intervals_resample_whole_clips():
+    values = pd.Series([1.0, 1.0, 3.0, 3.0, 5.0, 5.0])
+    clips = pd.Series([1, 1, 2, 2, 3, 3])
+    low, high = bootstrap_interval(values, clips)
+    assert 1.0 <= low < 3.0 < high <= 5.0
+    assert bootstrap_interval(pd.Series([2.0] * 4), pd.Series([1, 1, 2, 2])) == (2.0, 2.0)
+    assert all(math.isnan(v) for v in bootstrap_interval(values, pd.Series([7] * 6)))  # one clip: no interval
+
+
+def test_paired_differences_are_method_minus_no_motionguide_edit_by_edit():
+    rows = []
+    for clip_seed in (1, 2, 3):
+        for edit in (0, 1):
+            base = {metric: float(clip_seed + edit) for metric in METRICS}
+            rows.append({"clip_seed": clip_seed, "edit": edit, "method": "no-motionguide", **base})
+            rows.append({"clip_seed": clip_seed, "edit": edit, "method": "vidmp3", **{m: v - 0.25 for m, v in base.items()}})
+            rows.append({"clip_seed": clip_seed, "edit": edit, "method": "tune-a-video", **base})
+    differences = paired_differences(pd.DataFrame(rows), ("vidmp3", "no-motionguide", "tune-a-video"))
+    assert set(differences["method"]) == {"vidmp3"} and len(differences) == len(METRICS)
+    assert np.allclose(differences[["mean", "ci_low", "ci_high"]].to_numpy(), -0.25)
+    assert (differences["count"] == 6).all()
+    assert paired_differences(pd.DataFrame(rows), ("vidmp3", "tune-a-video")).empty
+
+
 # ---- plans and priors ---------------------------------------------------------------------------
 
 
@@ -158,7 +205,7 @@ def classifier_dir(tmp_path_factory):
 
 
 def outputs_in(folder: Path) -> BenchmarkOutputs:
-    names = {"rows": "edits.csv", "table": "table.csv", "markdown": "table.md", "plot": "metrics.png", "strips": "strips.png", "timing": "timing.json"}
+    names = {"rows": "edits.csv", "table": "table.csv", "differences": "differences.csv", "markdown": "table.md", "plot": "metrics.png", "strips": "strips.png", "timing": "timing.json"}
     return BenchmarkOutputs(**{field: folder / name for field, name in names.items()})
 
 
@@ -172,8 +219,8 @@ def test_a_reduced_benchmark_writes_every_output_with_sane_metrics(tmp_path, cla
     rows = run_benchmark(config, model_spec("tiny", tiny_dir=tmp_path / "models"), classifier_dir, outputs)
 
     on_disk = pd.read_csv(outputs.rows)
-    assert len(on_disk) == 1 * 2 * (2 + 1) and list(on_disk.columns) == [*rows.columns]
-    assert on_disk["method"].tolist() == ["vidmp3", "vidmp3", "tune-a-video", "tune-a-video", UNEDITED, UNEDITED]
+    assert len(on_disk) == 1 * 2 * (2 + len(CHANCE_LEVELS)) and list(on_disk.columns) == [*rows.columns]
+    assert on_disk["method"].tolist() == [name for name in ("vidmp3", "tune-a-video", *CHANCE_LEVELS) for _ in range(2)]
     plan = plan_clip(world.HELD_OUT_SEED, 2)
     assert set(on_disk["source"]) == {plan.caption}
     assert on_disk["target"].tolist()[:2] == [plan.target_caption(0), plan.target_caption(1)]
@@ -186,13 +233,14 @@ def test_a_reduced_benchmark_writes_every_output_with_sane_metrics(tmp_path, cla
     assert (unedited["change_ratio"] == 1.0).all() and (unedited["empty_frames"] == 0).all()
 
     table = pd.read_csv(outputs.table)
-    assert len(table) == 3 * len(METRICS) and set(table["metric"]) == set(METRICS)
+    assert len(table) == (2 + len(CHANCE_LEVELS)) * len(METRICS) and set(table["metric"]) == set(METRICS)
     vidmp3 = on_disk[on_disk["method"] == "vidmp3"]
     row = table[(table["method"] == "vidmp3") & (table["metric"] == "centroid_error")].iloc[0]
     assert row["mean"] == pytest.approx(vidmp3["centroid_error"].mean()) and row["count"] == vidmp3["centroid_error"].notna().sum()
     assert row["std"] == pytest.approx(vidmp3["centroid_error"].std(ddof=1), nan_ok=True)
     markdown = Path(outputs.markdown).read_text()
-    assert all(name in markdown for name in ("vidmp3", "tune-a-video", UNEDITED, METRICS["shape_iou"].label))
+    assert all(name in markdown for name in ("vidmp3", "tune-a-video", *CHANCE_LEVELS, METRICS["shape_iou"].label))
+    assert pd.read_csv(outputs.differences).empty  # no no-motionguide run to pair with
     for image in (outputs.plot, outputs.strips):
         assert min(Image.open(image).size) > 100
     timing = json.loads(Path(outputs.timing).read_text())
@@ -215,7 +263,7 @@ def test_the_rule_runs_the_benchmark_from_the_config(tmp_path, classifier_dir):
     snakemake(tmp_path, "toyworld_benchmark")
     results = tmp_path / "results" / "toyworld" / "benchmark"
     rows = pd.read_csv(results / "edits.csv")
-    assert rows["method"].tolist() == ["no-motionguide", UNEDITED]
-    assert set(pd.read_csv(results / "table.csv")["method"]) == {"no-motionguide", UNEDITED}
+    assert rows["method"].tolist() == ["no-motionguide", *CHANCE_LEVELS]
+    assert set(pd.read_csv(results / "table.csv")["method"]) == {"no-motionguide", *CHANCE_LEVELS}
     assert json.loads((results / "timing.json").read_text())["torch_threads"] == 1
     assert (tmp_path / "results" / "logs" / "toyworld" / "benchmark.log").is_file()

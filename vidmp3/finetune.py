@@ -11,6 +11,8 @@ the base model:
     motion_guide.safetensors MotionGuide (methods that use it)
     config.json              model spec, method, fine-tune settings, MotionGuide config, video facts
     loss.csv, loss.png       the loss curve
+    guide_effect.{csv,json,png}  MotionGuide methods: per temporal layer, lambda * ||phi|| / ||z|| and the
+                             change of the layer's output without the guide (vidmp3.guide_effect)
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
+from vidmp3.guide_effect import measure_guide_effect, write_guide_effect
+from vidmp3.model.codec import codec_factor
 from vidmp3.model.presets import Components, ModelSpec, configure_device, load_components
 from vidmp3.model.processors import install_processors
 from vidmp3.methods import get_method
-from vidmp3.model.video_unet import enable_gradient_checkpointing, motion_widths, set_trainable, trainable_unet_parameters
-from vidmp3.motionguide import MotionGuide, guide_input
+from vidmp3.model.video_unet import enable_gradient_checkpointing, motion_slots, set_trainable, trainable_unet_parameters
+from vidmp3.motionguide import MotionGuide, guide_input, motion_guide_config
 from vidmp3.precision import resolve_precision
 
 LATENTS_FILE = "latents.safetensors"
@@ -60,6 +64,7 @@ class FinetuneConfig:
     gradient_checkpointing: bool = False
     motion_guide_hidden: int = 64  # MotionGuide trunk channels
     window_frames: int = 16  # frames the motion module sees at once; a longer clip trains on a random window per step
+    guide_learning_rate: float | None = None  # MotionGuide's Adam rate; None: the method's (vidmp3.methods)
 
 
 def _check_config(config: FinetuneConfig) -> torch.device:
@@ -70,6 +75,8 @@ def _check_config(config: FinetuneConfig) -> torch.device:
         raise InputError(f"finetune steps must be positive, got {config.steps}")
     if not config.learning_rate > 0:
         raise InputError(f"finetune learning_rate must be positive, got {config.learning_rate}")
+    if config.guide_learning_rate is not None and not config.guide_learning_rate > 0:
+        raise InputError(f"finetune guide_learning_rate must be positive or None, got {config.guide_learning_rate}")
     resolve_precision(config.precision, config.device)
     try:
         device = torch.device(config.device)
@@ -78,6 +85,11 @@ def _check_config(config: FinetuneConfig) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"finetune device {config.device!r}: CUDA is not available on this machine")
     return device
+
+
+def _guide_learning_rate(config: FinetuneConfig) -> float:
+    """The config's MotionGuide rate, else the method's own, else the fine-tuning rate (the paper)."""
+    return config.guide_learning_rate or get_method(config.method).guide_learning_rate or config.learning_rate
 
 
 def _check_inputs(
@@ -200,9 +212,10 @@ def finetune(
     if method.guide_variant is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            motion_guide = MotionGuide(
-                variant=method.guide_variant, widths=motion_widths(unet), hidden=config.motion_guide_hidden
-            )
+            motion_guide = MotionGuide(**motion_guide_config(
+                method.guide_variant, method.guide_layout, motion_slots(unet).values(), codec_factor(components.vae),
+                config.motion_guide_hidden, coarse=method.guide_lowest_only,
+            ))
         motion_guide.to(device).train()
         guide_tensor = torch.from_numpy(np.asarray(guide, dtype=np.float32)).to(device)
         alpha_tensor = torch.from_numpy(np.asarray(alpha, dtype=np.float32)).to(device)
@@ -211,7 +224,10 @@ def finetune(
     unet.train()
 
     parameters = list(trainable.values()) + (list(motion_guide.parameters()) if motion_guide else [])
-    optimizer = torch.optim.Adam(parameters, lr=config.learning_rate)
+    groups = [{"params": list(trainable.values())}]
+    if motion_guide is not None:
+        groups.append({"params": list(motion_guide.parameters()), "lr": _guide_learning_rate(config)})
+    optimizer = torch.optim.Adam(groups, lr=config.learning_rate)
     autocast = precision != "fp32"
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     # On the training device, so that no step waits for the host: noise and timesteps are drawn there
@@ -241,6 +257,16 @@ def finetune(
             optimizer.zero_grad(set_to_none=True)
             timesteps.append(timestep)
             losses.append(loss.detach())
+        effect = None
+        if motion_guide is not None:  # on the clip's first window, as trained
+            unet.eval()
+            motion_guide.eval()
+            with torch.no_grad():
+                vectors = motion_guide(guide_tensor[:window], alpha_tensor[:window])
+            effect = measure_guide_effect(
+                unet, video_attention, vectors, config.guide_scale, latents[:, :, :window].to(unet.dtype),
+                text.unet_kwargs(window), scheduler, config.seed, autocast_dtype if autocast else None,
+            )
     finally:
         video_attention.restore()
     losses = torch.stack(losses).cpu()
@@ -258,6 +284,7 @@ def finetune(
             "unet_tensors": len(trainable),
             "motion_guide_tensors": len(list(motion_guide.parameters())) if motion_guide else 0,
             "parameters": sum(p.numel() for p in parameters),
+            "motion_guide_learning_rate": groups[-1]["lr"] if motion_guide else None,
         },
     }
     with atomic_path(out_dir) as tmp:
@@ -268,6 +295,8 @@ def finetune(
         save_file({"source": latents.cpu().contiguous()}, tmp / LATENTS_FILE)
         (tmp / "config.json").write_text(json.dumps(resolved, indent=2))
         _write_loss_curve(tmp, curve, f"{config.method}: {prompt}", prediction_type)
+        if effect is not None:
+            write_guide_effect(tmp, effect, f"{config.method}: {prompt}")
 
 
 def finetune_video(

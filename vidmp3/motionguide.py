@@ -19,6 +19,14 @@ Why each piece:
 The video model needs one vector per temporal-attention width (320/640/1280 for SD-1.5 and SDXL, tiny
 widths for test presets): one shared trunk computes the motion representation once per frame, and one
 zero-initialised linear head per width maps it to that width. `forward` returns `{width: (N, width)}`.
+
+Layouts (beyond the paper): `pooled` is the paper's. `spatial` keeps the trunk and the per-width
+heads but pools the per-pixel features by area to the resolution of each motion-module slot
+(width, downsample) instead of to one vector; each cell gets the head of its subject features' mean,
+weighted by the cell's subject coverage (a mask downsampled to the layer), so it is injected on the
+subject only: `forward` returns `{(width, downsample): (N, h, w, width)}`. A pooled vector broadcast
+over every pixel and mixed almost uniformly across frames carries little trajectory; a per-pixel one
+says where the subject is in each frame, at the cost of possibly carrying its silhouette too.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
@@ -36,6 +45,9 @@ from vidmp3.errors import InputError
 
 VARIANT_CHANNELS = {"product": 3, "corr": 3, "depth": 1, "concat": 4}
 """Input variants (paper's ablations) and their channel count: C ⊙ D, C only, D only, C and D stacked."""
+
+LAYOUTS = ("pooled", "spatial")
+"""One vector per frame (the paper), or one per frame and pixel of each motion-module slot."""
 
 
 def guide_input(corr: np.ndarray, depth: np.ndarray, variant: str = "product") -> np.ndarray:
@@ -96,13 +108,25 @@ class MotionGuide(ModelMixin, ConfigMixin):
         widths: Sequence[int] = (320, 640, 1280),
         hidden: int = 64,
         num_frequencies: int = 4,
+        layout: str = "pooled",
+        slots: Sequence[Sequence[int]] = (),
+        latent_factor: int = 1,
     ):
+        """`slots` and `latent_factor` are for the spatial layout: the (width, downsample) of the motion
+        layers it feeds (widths among `widths`), and how many guide pixels make one latent pixel."""
         super().__init__()
         if variant not in VARIANT_CHANNELS:
             raise ValueError(f"variant {variant!r} is unknown; expected one of {sorted(VARIANT_CHANNELS)}")
         widths = tuple(int(w) for w in widths)
         if not widths or len(set(widths)) != len(widths) or min(widths) < 1:
             raise ValueError(f"widths must be distinct positive integers, got {widths}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout {layout!r} is unknown; expected one of {LAYOUTS}")
+        self.slots = tuple((int(width), int(downsample)) for width, downsample in slots)
+        if (layout == "spatial") != bool(self.slots):
+            raise ValueError("the spatial layout needs its motion slots (width, downsample); the pooled one takes none")
+        if any(width not in widths or downsample < 1 for width, downsample in self.slots) or latent_factor < 1:
+            raise ValueError(f"slots {self.slots} need widths among {widths}, downsample and latent_factor >= 1")
         self.conv_in = nn.Conv2d(VARIANT_CHANNELS[variant], hidden, kernel_size=3, padding=1, bias=False)
         self.conv_mid = nn.Conv2d(hidden + 4 * num_frequencies, hidden, kernel_size=3, padding=1, bias=False)
         self.act = nn.SiLU()
@@ -164,9 +188,33 @@ class MotionGuide(ModelMixin, ConfigMixin):
         pooled = torch.where(area > 0, summed / area.clamp_min(torch.finfo(torch.float32).tiny), 0.0)
         return pooled.to(features.dtype)
 
-    def forward(self, guide: torch.Tensor, alpha: torch.Tensor) -> dict[int, torch.Tensor]:
+    def forward(self, guide: torch.Tensor, alpha: torch.Tensor) -> dict[int | tuple[int, int], torch.Tensor]:
+        if self.config.layout == "spatial":
+            return self.pixel_vectors(guide)
         motion = self.encode(guide, alpha)
         return {int(width): head(motion) for width, head in self.heads.items()}
+
+    def pixel_vectors(self, guide: torch.Tensor) -> dict[tuple[int, int], torch.Tensor]:
+        """Spatial layout: {(width, downsample): (N, h, w, width)}, h = H / (latent_factor * downsample).
+
+        Per cell: coverage * head(sum of the cell's subject features / its subject pixels), i.e. the
+        head of the area-pooled features with its bias weighted by coverage; 0 where no subject is.
+        """
+        features, windows = self.pixel_features(guide)
+        support = (guide != 0).any(dim=1, keepdim=True).to(features.dtype)
+        frames = features.new_zeros(guide.shape[0], features.shape[1], *guide.shape[-2:])
+        for index, (rows, cols) in enumerate(windows):
+            frames[index, :, rows, cols] = features[index]
+        vectors = {}
+        for width, downsample in self.slots:
+            stride = self.config.latent_factor * downsample
+            if guide.shape[-2] % stride or guide.shape[-1] % stride:
+                raise ValueError(f"guide of {tuple(guide.shape[-2:])} pixels does not divide into cells of {stride}")
+            pooled = F.avg_pool2d(frames, stride).permute(0, 2, 3, 1)
+            coverage = F.avg_pool2d(support, stride).permute(0, 2, 3, 1)
+            head = self.heads[str(width)]
+            vectors[(width, downsample)] = F.linear(pooled, head.weight) + coverage * head.bias
+        return vectors
 
 
 def _subject_windows(support: torch.Tensor) -> list[tuple[slice, slice]]:
@@ -183,3 +231,25 @@ def _subject_windows(support: torch.Tensor) -> list[tuple[slice, slice]]:
         starts = first.clamp(max=length - extent).clamp_min(0).tolist()
         windows_bounds.append([slice(start, start + extent) for start in starts])
     return list(zip(*windows_bounds))
+
+
+def motion_guide_config(
+    variant: str, layout: str, slots: Sequence[tuple[int, int]], latent_factor: int, hidden: int, coarse: bool
+) -> dict:
+    """MotionGuide's config for a video model with these motion slots ((width, downsample) per temporal
+    layer): pooled, heads for every width; spatial, every slot, or with `coarse` only the lowest-resolution ones."""
+    slots = sorted(set(slots))
+    widths = sorted({width for width, _ in slots})
+    if layout == "pooled":
+        return {"variant": variant, "widths": widths, "hidden": hidden}
+    if coarse:
+        lowest = max(downsample for _, downsample in slots)
+        slots = [slot for slot in slots if slot[1] == lowest]
+    return {
+        "variant": variant,
+        "widths": sorted({width for width, _ in slots}),
+        "hidden": hidden,
+        "layout": layout,
+        "slots": [list(slot) for slot in slots],
+        "latent_factor": latent_factor,
+    }

@@ -19,6 +19,12 @@ Inputs, the same for every video:
 - alpha is the mask's share of the pixels.
 - T is standardised per dimension with the training video's mean and (population) std, applied to all
   videos, so the zero-initialised model starts at loss exactly 1 on each of them.
+
+`layout="spatial"` runs the same experiment for the spatial MotionGuide (vidmp3-spatial): its per-cell
+vectors (width 6, cells of `cell` pixels, zero-initialised head) are read out by a linear map of the
+whole grid (randomly initialised weights, zero bias, so the loss still starts at exactly 1). The
+readout may use where each vector is, as temporal attention does per pixel; if the per-cell vectors
+carry the silhouette, the positives' losses stay high: that is the shape leakage this measures.
 """
 
 from __future__ import annotations
@@ -61,7 +67,27 @@ def _model_inputs(clip: RenderedClip, z_near: float, variant: str) -> tuple[torc
     return torch.from_numpy(guide), torch.from_numpy(alpha)
 
 
-def _loss(model: MotionGuide, inputs: tuple[torch.Tensor, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+LAYOUTS = ("pooled", "spatial")
+
+
+class SpatialPoseModel(torch.nn.Module):
+    """The spatial MotionGuide's per-cell pose vectors, read out by one linear map of the whole grid."""
+
+    def __init__(self, variant: str, hidden: int, size: int, cell: int):
+        super().__init__()
+        self.guide = MotionGuide(
+            variant=variant, widths=(POSE_DIMENSIONS,), hidden=hidden, layout="spatial",
+            slots=[(POSE_DIMENSIONS, 1)], latent_factor=cell,
+        )
+        self.readout = torch.nn.Linear((size // cell) ** 2 * POSE_DIMENSIONS, POSE_DIMENSIONS)
+        torch.nn.init.zeros_(self.readout.bias)
+
+    def forward(self, guide: torch.Tensor, alpha: torch.Tensor) -> dict[int, torch.Tensor]:
+        cells = self.guide(guide, alpha)[(POSE_DIMENSIONS, 1)]
+        return {POSE_DIMENSIONS: self.readout(cells.flatten(1))}
+
+
+def _loss(model: torch.nn.Module, inputs: tuple[torch.Tensor, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
     prediction = model(*inputs)[POSE_DIMENSIONS]
     return ((targets - prediction) ** 2).mean()
 
@@ -85,6 +111,8 @@ def train_and_evaluate(
     hidden: int,
     variant: str = "product",
     progress: tqdm | None = None,
+    layout: str = "pooled",
+    cell: int = 8,
 ) -> dict[str, np.ndarray]:
     """Loss per iteration (iterations,) for every video, all against the training poses T."""
     train = videos["train"]
@@ -94,7 +122,10 @@ def train_and_evaluate(
     targets = torch.from_numpy(((train.poses - mean) / std).astype(np.float32))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = MotionGuide(variant=variant, widths=(POSE_DIMENSIONS,), hidden=hidden)
+        if layout == "spatial":
+            model = SpatialPoseModel(variant, hidden, train.frames.shape[2], cell)
+        else:
+            model = MotionGuide(variant=variant, widths=(POSE_DIMENSIONS,), hidden=hidden)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     curves = {name: np.empty(iterations) for name in videos}
     for iteration in range(iterations):
@@ -123,10 +154,13 @@ def shape_invariance(
     lr: float,
     hidden: int,
     variant: str = "product",
+    layout: str = "pooled",
+    cell: int = 8,
 ) -> pd.DataFrame:
     """Run the experiment for every seed; write the Fig. 2-style plot and the final-loss table atomically.
 
-    `variant` picks the MotionGuide input (the paper's ablations: product, corr, depth, concat).
+    `variant` picks the MotionGuide input (the paper's ablations: product, corr, depth, concat);
+    `layout` the paper's pooled MotionGuide or the spatial one (cells of `cell` pixels).
     Returns the table: one row per (seed, shape) with the final train, positive and negative losses and
     the ratios positive/train and negative/train.
     """
@@ -144,6 +178,10 @@ def shape_invariance(
         raise InputError(f"shape_invariance size {size} must be a positive multiple of 8")
     if variant not in VARIANT_CHANNELS:
         raise InputError(f"shape_invariance variant {variant!r} is not one of {sorted(VARIANT_CHANNELS)}")
+    if layout not in LAYOUTS:
+        raise InputError(f"shape_invariance layout {layout!r} is not one of {LAYOUTS}")
+    if layout == "spatial" and (cell < 1 or size % cell):
+        raise InputError(f"shape_invariance cell {cell} must divide the size {size}")
 
     curves_by_seed = {}
     examples = None
@@ -151,7 +189,7 @@ def shape_invariance(
         for seed in seeds:
             videos = render_videos(seed, shapes, size, frames)
             examples = examples or videos
-            curves_by_seed[seed] = train_and_evaluate(videos, seed, iterations, lr, hidden, variant, progress)
+            curves_by_seed[seed] = train_and_evaluate(videos, seed, iterations, lr, hidden, variant, progress, layout, cell)
 
     rows = []
     for seed, curves in curves_by_seed.items():
@@ -165,7 +203,7 @@ def shape_invariance(
             })
     table = pd.DataFrame(rows)
 
-    figure = _plot(curves_by_seed, examples, shapes, variant)
+    figure = _plot(curves_by_seed, examples, shapes, variant if layout == "pooled" else f"{variant}, spatial ({cell} px cells)")
     with atomic_path(out_png) as tmp:
         figure.savefig(tmp, format="png", dpi=110)
     with atomic_path(out_csv) as tmp:

@@ -28,7 +28,7 @@ from vidmp3.errors import InputError
 from vidmp3.metrics import METHODS, METRICS
 
 LABELS = ("video", "concept", "method", "category", "kind")
-ABLATIONS = ("vidmp3", "no-motionguide", "corr-only", "depth-only", "concat")
+ABLATIONS = ("vidmp3", "vidmp3-lr", "vidmp3-spatial", "vidmp3-spatial-coarse", "no-motionguide", "corr-only", "depth-only", "concat")
 BENCHMARK_COLUMNS = ("s", "max_rss")
 
 

@@ -15,4 +15,6 @@ with log_to(snakemake.log[0]):
         lr=settings["lr"],
         hidden=settings["hidden"],
         variant=settings["variant"],
+        layout=settings["layout"],
+        cell=settings["cell"],
     )

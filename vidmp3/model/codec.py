@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from diffusers import ConfigMixin, ModelMixin
+from diffusers import AutoencoderKL, ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.autoencoders.vae import DecoderOutput, DiagonalGaussianDistribution
 from diffusers.models.modeling_outputs import AutoencoderKLOutput
@@ -46,3 +46,10 @@ class PixelUnshuffleCodec(ModelMixin, ConfigMixin):
         if latents.shape[1] != self.latent_channels:
             raise ValueError(f"expected {self.latent_channels} latent channels, got {latents.shape[1]}")
         return DecoderOutput(sample=F.pixel_shuffle(latents, self.config.factor))
+
+
+def codec_factor(codec: PixelUnshuffleCodec | AutoencoderKL) -> int:
+    """How many pixels make one latent pixel along each side (ToyWorld's codec: its factor; a VAE: 2 per down block)."""
+    if isinstance(codec, PixelUnshuffleCodec):
+        return codec.config.factor
+    return 2 ** (len(codec.config.block_out_channels) - 1)

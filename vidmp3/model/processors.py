@@ -6,6 +6,9 @@
 - `MotionGuideValueProcessor` (both temporal self-attentions of every motion module): the value
   input gets the frame's MotionGuide vector, V = W_V (z + scale * phi), while Q and K see z alone,
   so the motion representation changes what is mixed across frames, not where attention looks.
+  phi is either one vector per frame and width (the paper's pooled MotionGuide, broadcast over
+  pixels) or one vector per frame and pixel of the layer (the spatial MotionGuide), keyed by
+  (width, downsample): the layer's resolution is the latents' divided by `downsample`.
 
 The UNet's motion blocks do not forward `cross_attention_kwargs`, so the frame count and the
 per-frame vectors reach the processors through a shared `FrameState`, set only inside
@@ -24,7 +27,12 @@ import torch.nn.functional as F
 from diffusers import UNetMotionModel
 from diffusers.models.attention_processor import Attention
 
-from vidmp3.model.video_unet import attention_layers, motion_widths
+from vidmp3.model.video_unet import attention_layers, motion_slots, motion_widths
+
+
+GuideKey = int | tuple[int, int]
+"""A MotionGuide vector set's key: its width (pooled, (N, width)) or (width, downsample) (per pixel,
+(N, h, w, width) at the latents' resolution divided by `downsample`)."""
 
 
 class FrameState:
@@ -32,7 +40,7 @@ class FrameState:
 
     def __init__(self):
         self.num_frames: int | None = None
-        self.guide_vectors: dict[int, torch.Tensor] | None = None
+        self.guide_vectors: dict[GuideKey, torch.Tensor] | None = None
         self.guide_scale: float = 0.0
 
     def frames_for(self, processor: str, batch_frames: int) -> int:
@@ -98,15 +106,44 @@ class SparseCausalAttnProcessor:
 
 
 class MotionGuideValueProcessor:
-    """Temporal self-attention (tokens = frames) with V = W_V (z + scale * phi_frame).
+    """Temporal self-attention (tokens = frames) with V = W_V (z + scale * phi).
 
-    Motion-module hidden states are (batch * H * W, frames, width): the frame's vector of this width
-    is broadcast over batch and pixels and added to the value input only. With scale 0 or zero
-    vectors the result equals diffusers' AttnProcessor2_0 exactly.
+    Motion-module hidden states are (batch * h * w, frames, width), pixel-major within each video. phi
+    is the frame's pooled vector of this width, broadcast over batch and pixels, or, where the state
+    holds per-pixel vectors for (width, downsample), each pixel's own vector (the same for every video
+    of the batch); a layer with no per-pixel entry gets none (phi = 0). With scale 0 or zero vectors
+    the result equals diffusers' AttnProcessor2_0 exactly.
     """
 
-    def __init__(self, state: FrameState):
+    def __init__(self, state: FrameState, downsample: int = 1):
         self.state = state
+        self.downsample = downsample
+
+    def injection(self, hidden_states: torch.Tensor) -> torch.Tensor | None:
+        """scale * phi as added to the value input, broadcastable to `hidden_states`; None for none."""
+        tokens, num_frames, width = hidden_states.shape
+        expected_frames = self.state.frames_for("MotionGuideValueProcessor", num_frames)
+        if num_frames != expected_frames:
+            raise RuntimeError(
+                f"MotionGuideValueProcessor: {num_frames} frames in attention, the context says {expected_frames}"
+            )
+        vectors = self.state.guide_vectors
+        if vectors is None:
+            raise RuntimeError("MotionGuideValueProcessor ran without MotionGuide vectors")
+        if width in vectors:
+            return self.state.guide_scale * vectors[width].to(hidden_states.dtype)
+        pixel_vectors = vectors.get((width, self.downsample))
+        if pixel_vectors is None:
+            return None
+        _, height, columns, _ = pixel_vectors.shape
+        if tokens % (height * columns):
+            raise RuntimeError(
+                f"MotionGuideValueProcessor: {tokens} tokens are not a whole number of {height}x{columns} "
+                f"frames (width {width}, downsample {self.downsample})"
+            )
+        per_pixel = pixel_vectors.permute(1, 2, 0, 3).reshape(height * columns, num_frames, width)
+        per_pixel = per_pixel.repeat(tokens // (height * columns), 1, 1)
+        return self.state.guide_scale * per_pixel.to(hidden_states.dtype)
 
     def __call__(
         self,
@@ -117,19 +154,11 @@ class MotionGuideValueProcessor:
     ) -> torch.Tensor:
         if encoder_hidden_states is not None or attention_mask is not None:
             raise ValueError("MotionGuideValueProcessor is self-attention across frames without a mask")
-        tokens, num_frames, width = hidden_states.shape
-        expected_frames = self.state.frames_for("MotionGuideValueProcessor", num_frames)
-        if num_frames != expected_frames:
-            raise RuntimeError(
-                f"MotionGuideValueProcessor: {num_frames} frames in attention, the context says {expected_frames}"
-            )
-        if self.state.guide_vectors is None:
-            raise RuntimeError("MotionGuideValueProcessor ran without MotionGuide vectors")
-        guide = self.state.guide_vectors[width].to(hidden_states.dtype)
+        injection = self.injection(hidden_states)
 
         query = attn.to_q(hidden_states)
         key = attn.to_k(hidden_states)
-        value = attn.to_v(hidden_states + self.state.guide_scale * guide)
+        value = attn.to_v(hidden_states if injection is None else hidden_states + injection)
 
         hidden_states = F.scaled_dot_product_attention(
             _split_heads(attn, query), _split_heads(attn, key), _split_heads(attn, value)
@@ -163,10 +192,12 @@ class VideoAttention:
         self.unet = unet
         self.value_injection = value_injection
         self.guide_widths = motion_widths(unet)
+        self.guide_slots = motion_slots(unet)
         self.state = FrameState()
         self.original_processors = unet.attn_processors
         sparse_causal = SparseCausalAttnProcessor(self.state)
-        value = MotionGuideValueProcessor(self.state)
+        downsamples = {downsample for _, downsample in self.guide_slots.values()}
+        value = {downsample: MotionGuideValueProcessor(self.state, downsample) for downsample in downsamples}
         processors = dict(self.original_processors)
         for name, attn in spatial.items():
             if name.endswith(".attn1"):
@@ -175,18 +206,19 @@ class VideoAttention:
         if value_injection:
             for name, attn in temporal.items():
                 _check_plain_self_attention(name, attn)
-                processors[f"{name}.processor"] = value
+                processors[f"{name}.processor"] = value[self.guide_slots[name][1]]
         unet.set_attn_processor(processors)
 
     @contextmanager
     def frames(
         self,
         num_frames: int,
-        guide_vectors: dict[int, torch.Tensor] | None = None,
+        guide_vectors: dict[GuideKey, torch.Tensor] | None = None,
         guide_scale: float = 0.0,
     ) -> Iterator[None]:
-        """Inside: UNet calls see `num_frames` frames per video and, with value injection, the per-frame
-        MotionGuide vectors {width: (num_frames, width)} scaled by `guide_scale` (lambda)."""
+        """Inside: UNet calls see `num_frames` frames per video and, with value injection, the MotionGuide
+        vectors scaled by `guide_scale` (lambda): pooled {width: (num_frames, width)} for every width, or
+        per pixel {(width, downsample): (num_frames, h, w, width)} for some of the motion layers' slots."""
         if self.state.num_frames is not None:
             raise RuntimeError("VideoAttention.frames(...) is already active")
         if num_frames < 1:
@@ -194,17 +226,7 @@ class VideoAttention:
         if self.value_injection:
             if guide_vectors is None:
                 raise ValueError("value injection is installed: frames(...) needs the MotionGuide vectors")
-            if set(guide_vectors) != set(self.guide_widths):
-                raise ValueError(
-                    f"MotionGuide vectors have widths {sorted(guide_vectors)}, "
-                    f"the motion modules need {list(self.guide_widths)}"
-                )
-            for width, vectors in guide_vectors.items():
-                if tuple(vectors.shape) != (num_frames, width):
-                    raise ValueError(
-                        f"MotionGuide vectors of width {width} have shape {tuple(vectors.shape)}, "
-                        f"expected ({num_frames}, {width}) for {num_frames} frames"
-                    )
+            self._check_vectors(num_frames, guide_vectors)
         elif guide_vectors is not None:
             raise ValueError("MotionGuide vectors given, but value injection is not installed")
         self.state.num_frames = num_frames
@@ -216,6 +238,33 @@ class VideoAttention:
             self.state.num_frames = None
             self.state.guide_vectors = None
             self.state.guide_scale = 0.0
+
+    def _check_vectors(self, num_frames: int, guide_vectors: dict[GuideKey, torch.Tensor]) -> None:
+        slots = set(self.guide_slots.values())
+        if all(isinstance(key, tuple) for key in guide_vectors):
+            if not guide_vectors or not set(guide_vectors) <= slots:
+                raise ValueError(
+                    f"per-pixel MotionGuide vectors have keys {sorted(guide_vectors)}; the motion modules' "
+                    f"(width, downsample) slots are {sorted(slots)}"
+                )
+            for (width, _), vectors in guide_vectors.items():
+                if vectors.ndim != 4 or vectors.shape[0] != num_frames or vectors.shape[-1] != width:
+                    raise ValueError(
+                        f"per-pixel MotionGuide vectors of width {width} have shape {tuple(vectors.shape)}, "
+                        f"expected ({num_frames}, h, w, {width}) for {num_frames} frames"
+                    )
+            return
+        if set(guide_vectors) != set(self.guide_widths):
+            raise ValueError(
+                f"MotionGuide vectors have widths {sorted(guide_vectors, key=str)}, "
+                f"the motion modules need {list(self.guide_widths)}"
+            )
+        for width, vectors in guide_vectors.items():
+            if tuple(vectors.shape) != (num_frames, width):
+                raise ValueError(
+                    f"MotionGuide vectors of width {width} have shape {tuple(vectors.shape)}, "
+                    f"expected ({num_frames}, {width}) for {num_frames} frames"
+                )
 
     def restore(self) -> None:
         """Put the UNet's original processor objects back."""

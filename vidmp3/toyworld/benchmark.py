@@ -14,13 +14,20 @@ torch and diffusers, more than it computes. For each clip seed (from `first_seed
 3. Per method (`vidmp3.methods.METHODS`): `finetune` into a work folder, load the model once, invert the
    source once, and sample every edit from the same inverted latents (`vidmp3.editing`).
 4. `vidmp3.toyworld.metrics.edit_metrics` on each edit: segmentation against the plain backdrop and
-   the classifier's labels. The unedited source is scored against the same targets as a reference row
-   (method `unedited`): it shows what "nothing changed" scores (IoU near 1, correctness near 0) and
-   the segmentation's own error floor.
+   the classifier's labels. Chance levels (`CHANCE_LEVELS`), clips no model made, are scored against
+   the same source and targets as reference rows: the source itself (`unedited`: what "nothing
+   changed" scores, and the segmentation's own error floor), a static subject, the source shifted
+   2 px, played backwards, and another clip of the same subject on another trajectory. A method
+   preserves the source's motion only where its trajectory error is below the static row's.
 
-Outputs (each atomic): the per-edit rows (CSV), the methods x metrics table (mean ± std over edits, CSV
-and Markdown), a plot of every edit's metrics per method, frame strips (source and each method's first
-edit of the first clips) and the seconds each stage took (JSON).
+Statistics are over clips (edits of one clip share its source, so they are not independent): the mean
+over edits with a 95% bootstrap interval from resampling clips, and for every MotionGuide method the
+paired difference to `no-motionguide` (the same clips, edits and fine-tuning seed; only the MotionGuide
+differs), per metric, with its interval.
+
+Outputs (each atomic): the per-edit rows (CSV), the methods x metrics table (CSV and Markdown), the
+paired differences (CSV, also in the Markdown), a plot of every edit's metrics per method, frame strips
+(source and each method's first edit of the first clips) and the seconds each stage took (JSON).
 """
 
 from __future__ import annotations
@@ -62,6 +69,47 @@ log = logging.getLogger(__name__)
 UNEDITED = "unedited"
 """The reference row: the source frames themselves, scored against each edit's target."""
 
+OTHER_CLIP_OFFSET = 500_000
+"""The `other-clip` chance level renders the source's subject on the trajectory of seed + this offset."""
+
+SHIFT_PIXELS = 2
+
+
+def _static(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+    return np.repeat(clip.frames[len(clip.frames) // 2][None], len(clip.frames), axis=0)
+
+
+def _shifted(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+    """The subject moved SHIFT_PIXELS to the right, composited on the empty scene (no wrap-around)."""
+    backdrop = world.background(clip.frames.shape[2])
+    mask = np.zeros_like(clip.mask)
+    mask[:, :, SHIFT_PIXELS:] = clip.mask[:, :, :-SHIFT_PIXELS]
+    moved = np.zeros_like(clip.frames)
+    moved[:, :, SHIFT_PIXELS:] = clip.frames[:, :, :-SHIFT_PIXELS]
+    return np.where(mask[..., None], moved, backdrop[None])
+
+
+def _backwards(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+    return clip.frames[::-1].copy()
+
+
+def _other_clip(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+    return other.frames
+
+
+def _unedited(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+    return clip.frames
+
+
+CHANCE_LEVELS = {
+    "static": (_static, "the source's middle frame repeated: a subject that does not move"),
+    "shifted-2px": (_shifted, f"the source moved {SHIFT_PIXELS} px to the right"),
+    "backwards": (_backwards, "the source played backwards"),
+    "other-clip": (_other_clip, "the source's subject on another clip's trajectory"),
+    UNEDITED: (_unedited, "the source itself"),
+}
+"""Reference rows no model made, scored like the edits: name -> (frames from (source, other clip), what it is)."""
+
 MAX_EDITS = (len(world.SHAPES) - 1) * (len(world.COLOURS) - 1)
 """Targets differ from the source in shape and colour: 3 x 3 captions per clip."""
 
@@ -75,13 +123,13 @@ class BenchmarkConfig:
     edits: int = 3
     methods: tuple[str, ...] = tuple(METHODS)
     motion: str = "large"
-    finetune_steps: int = 20
+    finetune_steps: int = 100  # the paper's settings: 100 fine-tuning steps, DDIM 50 + 50
     learning_rate: float = 5e-4
     guide_scale: float = 0.1
     motion_guide_hidden: int = 16
     finetune_seed: int = 0
-    inversion_steps: int = 15
-    editing_steps: int = 15
+    inversion_steps: int = 50
+    editing_steps: int = 50
     guidance_scale: float = 2.0
     negative_prompt: str = ""
     segment_threshold: float = 0.2
@@ -210,9 +258,14 @@ def benchmark_clip(
     started = timer.add("render and priors", started)
     frames = clip.frames
     height, width = frames.shape[1:3]
+    other = world.render_toy_clip(
+        plan.shape, plan.colour, plan.seed + OTHER_CLIP_OFFSET, size=world.IMAGE_SIZE, motion=config.motion
+    )
     rows = []
-    for edit in range(config.edits):
-        rows.append({"method": UNEDITED, "edit": edit, **_score(classifier, frames, clip, plan, edit, config.segment_threshold)})
+    for name, (make, _) in CHANCE_LEVELS.items():
+        reference = make(clip, other)
+        for edit in range(config.edits):
+            rows.append({"method": name, "edit": edit, **_score(classifier, reference, clip, plan, edit, config.segment_threshold)})
     firsts = {"source": frames}
     started = timer.add("metrics", started)
     dtype = resolve_dtype(config.dtype, config.device)
@@ -246,6 +299,7 @@ def benchmark_clip(
 class BenchmarkOutputs:
     rows: str | os.PathLike  # per-edit CSV
     table: str | os.PathLike  # methods x metrics CSV
+    differences: str | os.PathLike  # paired differences to no-motionguide, CSV
     markdown: str | os.PathLike
     plot: str | os.PathLike  # PNG
     strips: str | os.PathLike  # PNG
@@ -268,12 +322,13 @@ def run_benchmark(
             if index < config.strip_clips:
                 strips.append((plan, firsts))
             log.info("clip %d (%s): %.1f s so far", plan.seed, plan.caption, time.perf_counter() - started)
-    method_order = [*config.methods, UNEDITED]
+    method_order = [*config.methods, *CHANCE_LEVELS]
     table = pd.DataFrame(rows, columns=[*ROW_LABELS, *METRICS])
     table["method"] = pd.Categorical(table["method"], method_order, ordered=True)
     table = table.sort_values(["clip_seed", "method", "edit"], ignore_index=True)
     table["method"] = table["method"].astype(str)
     summary = summary_table(table, method_order)
+    differences = paired_differences(table, config.methods)
     timing = {
         "total_s": round(time.perf_counter() - started, 3),
         "stages": timer.summary(),
@@ -282,45 +337,111 @@ def run_benchmark(
         "model": asdict(spec),
     }
     log.info("ToyWorld benchmark timing: %s", json.dumps(timing["stages"]))
-    _write_outputs(table, summary, strips, config, timing, outputs)
+    _write_outputs(table, summary, differences, strips, config, timing, outputs)
     return table
 
 
+BOOTSTRAP_SAMPLES = 2000
+BASELINE = "no-motionguide"
+"""The paired differences compare every MotionGuide method with this one."""
+
+
+def bootstrap_interval(values: pd.Series, clips: pd.Series, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of the mean of `values` when whole clips are resampled with replacement
+    (NaN values are left out; (nan, nan) with fewer than two clips)."""
+    frame = pd.DataFrame({"value": values.to_numpy(float), "clip": clips.to_numpy()}).dropna()
+    groups = frame.groupby("clip")["value"].agg(["sum", "count"])
+    if len(groups) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(groups), (BOOTSTRAP_SAMPLES, len(groups)))
+    means = groups["sum"].to_numpy()[picks].sum(axis=1) / groups["count"].to_numpy()[picks].sum(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def summary_table(rows: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
-    """method, metric, mean, std (ddof 1), count (edits with a value) for every metric of METRICS."""
-    tidy = rows.melt(id_vars=["method"], value_vars=list(METRICS), var_name="metric").dropna(subset=["value"])
-    stats = tidy.groupby(["method", "metric"])["value"].agg(mean="mean", std="std", count="count").reset_index()
-    grid = pd.MultiIndex.from_product([method_order, list(METRICS)], names=["method", "metric"]).to_frame(index=False)
-    stats = grid.merge(stats, on=["method", "metric"], how="left")
-    stats["count"] = stats["count"].fillna(0).astype(int)
-    return stats
+    """method, metric, mean, std (ddof 1), count (edits with a value), ci_low, ci_high (95% bootstrap
+    over clips) for every metric of METRICS."""
+    records = []
+    for method in method_order:
+        mine = rows[rows["method"] == method]
+        for metric in METRICS:
+            values = mine[metric].dropna()
+            low, high = bootstrap_interval(mine[metric], mine["clip_seed"])
+            records.append({
+                "method": method, "metric": metric,
+                "mean": values.mean() if len(values) else float("nan"),
+                "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
+                "count": int(len(values)), "ci_low": low, "ci_high": high,
+            })
+    return pd.DataFrame(records)
 
 
-def _cell(mean: float, std: float, count: int, total: int) -> str:
+def paired_differences(rows: pd.DataFrame, methods: tuple[str, ...]) -> pd.DataFrame:
+    """method, metric, mean, ci_low, ci_high, count: edit by edit, method minus BASELINE, for every
+    MotionGuide method benchmarked beside the baseline (empty without the baseline)."""
+    columns = ["method", "metric", "mean", "ci_low", "ci_high", "count"]
+    if BASELINE not in methods:
+        return pd.DataFrame(columns=columns)
+    keys = ["clip_seed", "edit"]
+    baseline = rows[rows["method"] == BASELINE].set_index(keys)
+    records = []
+    for method in methods:
+        if get_method(method).guide_variant is None:
+            continue
+        difference = rows[rows["method"] == method].set_index(keys)[list(METRICS)] - baseline[list(METRICS)]
+        difference = difference.reset_index()
+        for metric in METRICS:
+            values = difference[metric].dropna()
+            low, high = bootstrap_interval(difference[metric], difference["clip_seed"])
+            records.append({
+                "method": method, "metric": metric, "mean": values.mean() if len(values) else float("nan"),
+                "ci_low": low, "ci_high": high, "count": int(len(values)),
+            })
+    return pd.DataFrame(records, columns=columns)
+
+
+def _cell(mean: float, low: float, high: float, count: int, total: int) -> str:
     if count == 0:
         return "–"
-    text = f"{mean:.3g}" + ("" if math.isnan(std) else f" ± {std:.2g}")
+    text = f"{mean:.3g}" + ("" if math.isnan(low) else f" [{low:.3g}, {high:.3g}]")
     return text + (f" (n={count})" if count != total else "")
 
 
-def table_markdown(summary: pd.DataFrame, rows: pd.DataFrame, config: BenchmarkConfig) -> str:
-    """The methods x metrics table (mean ± std over edits; n where some edits have no value) with what was run."""
-    totals = rows.groupby("method").size()
-    wide = summary.assign(
-        cell=[_cell(r.mean, r.std, r.count, totals[r.method]) for r in summary.itertuples(index=False)]
+def _wide(stats: pd.DataFrame, totals: pd.Series) -> pd.DataFrame:
+    wide = stats.assign(
+        cell=[_cell(r.mean, r.ci_low, r.ci_high, r.count, totals[r.method]) for r in stats.itertuples(index=False)]
     ).pivot(index="method", columns="metric", values="cell")
-    wide = wide.reindex(index=list(dict.fromkeys(summary["method"])), columns=list(METRICS))
+    wide = wide.reindex(index=list(dict.fromkeys(stats["method"])), columns=list(METRICS))
     wide.columns = [f"{METRICS[m].label} {METRICS[m].arrow}" for m in wide.columns]
+    return wide.reset_index()
+
+
+def table_markdown(summary: pd.DataFrame, differences: pd.DataFrame, rows: pd.DataFrame, config: BenchmarkConfig) -> str:
+    """The methods x metrics table and the paired differences (mean [95% bootstrap interval over clips];
+    n where some edits have no value), with what was run and what the chance rows are."""
+    totals = rows.groupby("method").size()
     clips = rows["clip_seed"].nunique()
-    return "\n\n".join([
+    chance = "; ".join(f"`{name}`: {description}" for name, (_, description) in CHANCE_LEVELS.items())
+    parts = [
         "# ToyWorld benchmark",
         f"{clips} held-out clips (seeds {config.first_seed}-{config.first_seed + clips - 1}) x {config.edits} edits "
         f"per clip; fine-tuning {config.finetune_steps} steps (lr {config.learning_rate:g}, λ {config.guide_scale:g}), "
         f"DDIM inversion {config.inversion_steps} and sampling {config.editing_steps} steps, guidance "
-        f"{config.guidance_scale:g}. Mean ± std over edits; `unedited` scores the source frames against the "
-        "same targets; timing.json has each stage's seconds.",
-        wide.reset_index().to_markdown(index=False),
-    ]) + "\n"
+        f"{config.guidance_scale:g}. Mean over edits [95% bootstrap interval, clips resampled]. Chance levels, "
+        f"scored against the same source and targets: {chance}. A method keeps the source's motion only "
+        "where its centroid error is below the `static` row's. timing.json has each stage's seconds.",
+        _wide(summary, totals).to_markdown(index=False),
+    ]
+    if len(differences):
+        parts += [
+            f"## Paired differences: method − {BASELINE}",
+            "Edit by edit on the same clips and targets; mean [95% bootstrap interval over clips]. An "
+            "interval that contains 0 shows no measurable effect of the MotionGuide.",
+            _wide(differences, differences.groupby("method")["count"].max()).to_markdown(index=False),
+        ]
+    return "\n\n".join(parts) + "\n"
 
 
 def metrics_figure(rows: pd.DataFrame, method_order: list[str]) -> Figure:
@@ -336,7 +457,8 @@ def metrics_figure(rows: pd.DataFrame, method_order: list[str]) -> Figure:
                 continue
             axes.scatter(position + jitter.uniform(-0.15, 0.15, values.size), values, s=8, alpha=0.4, color="tab:blue")
             std = values.std(ddof=1) if values.size > 1 else 0.0
-            axes.errorbar(position, values.mean(), yerr=std, fmt="o", color="black", capsize=3)
+            colour = "tab:grey" if method in CHANCE_LEVELS else "black"
+            axes.errorbar(position, values.mean(), yerr=std, fmt="o", color=colour, capsize=3)
         axes.set_xticks(range(len(method_order)), method_order, rotation=40, ha="right", fontsize=8)
         axes.set_title(f"{spec.label} {spec.arrow}", fontsize=9)
         axes.grid(axis="y", alpha=0.3)
@@ -356,14 +478,16 @@ def strips_image(strips: list[tuple[ClipPlan, dict[str, np.ndarray]]]) -> np.nda
     return np.concatenate(padded, axis=0)
 
 
-def _write_outputs(rows, summary, strips, config, timing, outputs: BenchmarkOutputs) -> None:
+def _write_outputs(rows, summary, differences, strips, config, timing, outputs: BenchmarkOutputs) -> None:
     method_order = list(dict.fromkeys(summary["method"]))
     with atomic_path(outputs.rows) as tmp:
         rows.to_csv(tmp, index=False)
     with atomic_path(outputs.table) as tmp:
         summary.to_csv(tmp, index=False)
+    with atomic_path(outputs.differences) as tmp:
+        differences.to_csv(tmp, index=False)
     with atomic_path(outputs.markdown) as tmp:
-        tmp.write_text(table_markdown(summary, rows, config))
+        tmp.write_text(table_markdown(summary, differences, rows, config))
     with atomic_path(outputs.plot) as tmp:
         metrics_figure(rows, method_order).savefig(tmp, dpi=100, format="png")
     with atomic_path(outputs.strips) as tmp:
