@@ -10,6 +10,7 @@ import vidmp3.finetune
 from vidmp3.editing import EditSettings, SourcePriors, edit_video
 from vidmp3.errors import InputError
 from vidmp3.finetune import FinetuneConfig, finetune
+from vidmp3.guide_effect import TIMESTEP_FRACTIONS
 from vidmp3.model.presets import load_components, model_spec
 from vidmp3.model.tiny import build_tiny
 from vidmp3.motionguide import guide_input
@@ -97,7 +98,8 @@ def test_a_long_clip_trains_and_edits_one_window_at_a_time(long_clip, tmp_path, 
     config = FinetuneConfig(steps=3, learning_rate=1e-2, motion_guide_hidden=8, window_frames=4)
     guide = guide_input(corr, depth, "product")
     finetune(frames, guide, alpha, PROMPT, spec, config, tmp_path / "w")
-    assert calls == [4, 4, 4]  # memory of one window, whatever the clip's length
+    # memory of one window, whatever the clip's length: 3 steps, then the diagnostic's timesteps
+    assert calls == [4] * (3 + len(TIMESTEP_FRACTIONS))
     calls.clear()
     settings = EditSettings(2, 2, 2.0, "", "cpu", "float32", window=Window(4, 2))
     priors = SourcePriors(corr, depth, alpha)

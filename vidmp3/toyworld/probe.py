@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vidmp3.editing import DTYPES, SourcePriors, invert_frames, load_video_model, sample_edit
+from vidmp3.editing import SourcePriors, invert_frames, load_video_model, sample_edit
 from vidmp3.errors import InputError
 from vidmp3.finetune import FinetuneConfig, finetune
 from vidmp3.methods import get_method
-from vidmp3.model.presets import ModelSpec
+from vidmp3.model.presets import ModelSpec, resolve_dtype
 from vidmp3.motionguide import guide_input
 from vidmp3.toyworld import world
 from vidmp3.toyworld.benchmark import OTHER_CLIP_OFFSET, bootstrap_interval, plan_clip, rendered_priors
@@ -100,7 +100,7 @@ def probe_clip(seed: int, config: ProbeConfig, spec: ModelSpec, work: Path) -> l
     weights = work / f"{config.method}-{seed}"
     guide = guide_input(priors.corr, priors.depth, variant)
     finetune(clip.frames, guide, priors.alpha, plan.caption, spec, finetune_config, weights)
-    dtype = DTYPES[config.dtype]
+    dtype = resolve_dtype(config.dtype, config.device)
     model = load_video_model(weights, len(clip.frames), priors, config.device, dtype)
     motion_guide = model.finetuned.motion_guide
     models = {}
