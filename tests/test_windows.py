@@ -92,10 +92,11 @@ def recording_frames(monkeypatch, module):
     return calls
 
 
-def test_a_long_clip_trains_and_edits_one_window_at_a_time(long_clip, tmp_path, monkeypatch):
+@pytest.mark.parametrize("method", ["vidmp3", "vidmp3-spatial"])  # pooled and per-pixel MotionGuide vectors
+def test_a_long_clip_trains_and_edits_one_window_at_a_time(long_clip, tmp_path, monkeypatch, method):
     spec, frames, corr, depth, alpha = long_clip
     calls = recording_frames(monkeypatch, vidmp3.finetune)
-    config = FinetuneConfig(steps=3, learning_rate=1e-2, motion_guide_hidden=8, window_frames=4)
+    config = FinetuneConfig(method=method, steps=3, learning_rate=1e-2, motion_guide_hidden=8, window_frames=4)
     guide = guide_input(corr, depth, "product")
     finetune(frames, guide, alpha, PROMPT, spec, config, tmp_path / "w")
     # memory of one window, whatever the clip's length: 3 steps, then the diagnostic's timesteps
