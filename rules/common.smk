@@ -299,6 +299,7 @@ def edit_params(wildcards):
         "inversion_steps": config["inversion"]["steps"],
         "steps": settings["steps"],
         "guidance_scale": settings["guidance_scale"],
+        "unguided_steps": settings["unguided_steps"],
         "negative_prompt": settings["negative_prompt"],
         "folder_fps": settings["folder_fps"],
         "device": config["device"],

@@ -118,3 +118,21 @@ def test_bad_inputs(weights, video, tmp_path):
         SourcePriors(corr, depth[:3], alpha)
     with pytest.raises(InputError, match="edit 'x': the edited prompt is empty"):
         edit_video(weights, None, priors, PROMPT, {"x": "  "}, settings)
+
+
+def test_unguided_steps_sample_the_first_steps_with_the_edit_prompt_alone(weights, video):
+    """All steps unguided is sampling without guidance; none is plain guidance; in between differs from both."""
+    _, corr, depth, alpha = video
+    model = load_video_model(weights, NUM_FRAMES, SourcePriors(corr, depth, alpha), "cpu", torch.float64)
+    components = model.finetuned.components
+    noise = torch.randn(1, 4, NUM_FRAMES, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    both = components.encode_prompt(["", "a blue sphere"], 32, 32)
+    alone = components.encode_prompt(["a blue sphere"], 32, 32)
+    guided = ddim_sample(model, noise, both, steps=4, guidance_scale=3.0)
+    torch.testing.assert_close(ddim_sample(model, noise, both, 4, 3.0, unguided_steps=0), guided, atol=0, rtol=0)
+    unguided = ddim_sample(model, noise, alone, steps=4, guidance_scale=1.0)
+    torch.testing.assert_close(ddim_sample(model, noise, both, 4, 3.0, unguided_steps=4), unguided, atol=1e-12, rtol=0)
+    halfway = ddim_sample(model, noise, both, 4, 3.0, unguided_steps=2)
+    assert not torch.allclose(halfway, guided) and not torch.allclose(halfway, unguided)
+    with pytest.raises(InputError, match="unguided_steps must be between 0 and the 4 sampling steps, got 5"):
+        ddim_sample(model, noise, both, 4, 3.0, unguided_steps=5)

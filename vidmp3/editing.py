@@ -132,23 +132,33 @@ def ddim_invert(model: VideoModel, latents: torch.Tensor, text: TextConditioning
 
 @torch.no_grad()
 def ddim_sample(
-    model: VideoModel, noise: torch.Tensor, text: TextConditioning, steps: int, guidance_scale: float
+    model: VideoModel,
+    noise: torch.Tensor,
+    text: TextConditioning,
+    steps: int,
+    guidance_scale: float,
+    unguided_steps: int = 0,
 ) -> torch.Tensor:
     """DDIM sampling from inverted latents. With guidance_scale > 1, `text` holds two prompts
-    (negative first, then the edit) and classifier-free guidance mixes their predictions."""
+    (negative first, then the edit) and classifier-free guidance mixes their predictions, except in
+    the first `unguided_steps` (the noisiest), which take the edit prompt's prediction alone: guidance
+    pulls the sample off the path its inverted latents encode (issue 14: the trajectory is lost)."""
     scheduler = DDIMScheduler.from_config(model.finetuned.components.scheduler_config)
     scheduler.set_timesteps(steps, device=noise.device)
     guided = guidance_scale > 1.0
     expected_prompts = 2 if guided else 1
     if text.hidden_states.shape[0] != expected_prompts:
         raise ValueError(f"guidance scale {guidance_scale} needs {expected_prompts} prompt(s), got {text.hidden_states.shape[0]}")
+    if not 0 <= unguided_steps <= steps:
+        raise InputError(f"editing unguided_steps must be between 0 and the {steps} sampling steps, got {unguided_steps}")
+    edit_text = text.select(expected_prompts - 1)
     latents = noise
-    for timestep in tqdm(scheduler.timesteps, desc="DDIM sampling"):
-        model_input = torch.cat([latents, latents]) if guided else latents
-        prediction = model.predict(model_input, timestep, text)
-        if guided:
-            unconditional, conditional = prediction.chunk(2)
+    for index, timestep in enumerate(tqdm(scheduler.timesteps, desc="DDIM sampling")):
+        if guided and index >= unguided_steps:
+            unconditional, conditional = model.predict(torch.cat([latents, latents]), timestep, text).chunk(2)
             prediction = unconditional + guidance_scale * (conditional - unconditional)
+        else:
+            prediction = model.predict(latents, timestep, edit_text)
         latents = scheduler.step(prediction, timestep, latents).prev_sample
     return latents
 
@@ -171,13 +181,15 @@ def sample_edit(
     steps: int,
     height: int,
     width: int,
+    unguided_steps: int = 0,
 ) -> np.ndarray:
     """The edited clip (uint8 (N, H, W, 3)) sampled from inverted latents through a loaded model."""
     if not prompt.strip():
         raise InputError("the edited prompt is empty")
     prompts = [negative_prompt, prompt] if guidance_scale > 1.0 else [prompt]
     text = model.finetuned.components.encode_prompt(prompts, height, width)
-    return model.finetuned.components.decode_latents(ddim_sample(model, noise, text, steps, guidance_scale))
+    latents = ddim_sample(model, noise, text, steps, guidance_scale, unguided_steps)
+    return model.finetuned.components.decode_latents(latents)
 
 
 def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float) -> None:
@@ -198,6 +210,7 @@ class EditSettings:
     negative_prompt: str
     device: str
     dtype: str  # auto, float32, bfloat16 or float16
+    unguided_steps: int = 0  # the first (noisiest) sampling steps without classifier-free guidance
     window: Window = Window()
 
 
@@ -237,7 +250,8 @@ def edit_video(
     clips, seconds = {}, {}
     for concept, text in texts.items():
         start = time.perf_counter()
-        clips[concept] = components.decode_latents(ddim_sample(model, inverted, text, settings.steps, settings.guidance_scale))
+        latents = ddim_sample(model, inverted, text, settings.steps, settings.guidance_scale, settings.unguided_steps)
+        clips[concept] = components.decode_latents(latents)
         seconds[concept] = time.perf_counter() - start
     return inverted, clips, seconds
 

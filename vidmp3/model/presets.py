@@ -54,6 +54,11 @@ class TextConditioning:
     hidden_states: torch.Tensor  # (batch, tokens, width)
     added_cond_kwargs: dict[str, torch.Tensor] | None  # SDXL: text_embeds (batch, width), time_ids (batch, 6)
 
+    def select(self, index: int) -> TextConditioning:
+        """The conditioning of one of the prompts (e.g. the edit's, without the negative prompt)."""
+        added = None if self.added_cond_kwargs is None else {k: v[index : index + 1] for k, v in self.added_cond_kwargs.items()}
+        return TextConditioning(self.hidden_states[index : index + 1], added)
+
     def unet_kwargs(self, num_frames: int) -> dict:
         """Keyword arguments of UNetMotionModel.forward: it attends to text per frame (batch * frames)."""
         return {

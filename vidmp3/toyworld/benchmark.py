@@ -131,6 +131,7 @@ class BenchmarkConfig:
     inversion_steps: int = 50
     editing_steps: int = 50
     guidance_scale: float = 2.0
+    unguided_steps: int = 0  # first (noisiest) sampling steps without classifier-free guidance
     negative_prompt: str = ""
     segment_threshold: float = 0.2
     strip_clips: int = 2
@@ -282,7 +283,7 @@ def benchmark_clip(
         for edit in range(config.edits):
             edited = sample_edit(
                 model, noise, plan.target_caption(edit), config.negative_prompt, config.guidance_scale,
-                config.editing_steps, height, width,
+                config.editing_steps, height, width, config.unguided_steps,
             )
             started = timer.add("sampling", started)
             rows.append({"method": method, "edit": edit, **_score(classifier, edited, clip, plan, edit, config.segment_threshold)})
