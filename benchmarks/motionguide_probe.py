@@ -54,7 +54,7 @@ def main() -> None:
                 config = ProbeConfig(
                     clips=args.clips, first_seed=args.first_seed, method=method, finetune_steps=args.finetune_steps,
                     inversion_steps=args.steps, sampling_steps=args.steps, guidance_scale=args.guidance_scale,
-                    guide_scale=args.guide_scale, guide_learning_rate=rate,
+                    guide_strength=args.guide_strength, guide_learning_rate=rate,
                 )
                 started = time.perf_counter()
                 rows = run_probe(config, spec).assign(method=method, guide_learning_rate=rate)

@@ -26,7 +26,8 @@ from vidmp3.frames import resize_frames, resize_masks
 from vidmp3.priors import compute_depth, compute_mask, compute_matches
 from vidmp3.priors.correspondence import pixel_grid, summarise_endpoint_error
 from vidmp3.priors.render import align_truth, render_visible_in_first
-from vidmp3.synthetic import SubjectSpec, make_trajectory, render_clip
+from vidmp3.scene import SubjectSpec
+from vidmp3.synthetic import make_trajectory, render_clip
 
 CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
 SHAPES = {"cube": (0.8, 0.8, 0.8), "box": (1.2, 0.5, 0.5), "sphere": (0.8, 0.8, 0.8)}

@@ -36,7 +36,8 @@ from scipy import stats
 
 from vidmp3.priors import compute_matches
 from vidmp3.priors.correspondence import endpoint_error, pixel_grid
-from vidmp3.synthetic import SubjectSpec, make_trajectory, render_clip, true_matches
+from vidmp3.scene import SubjectSpec
+from vidmp3.synthetic import make_trajectory, render_clip, true_matches
 
 SHAPES = {"cube": (0.8, 0.8, 0.8), "box": (1.2, 0.5, 0.5), "sphere": (0.8, 0.8, 0.8)}
 MOTIONS = ("small", "large", "spin")

@@ -15,7 +15,8 @@ import numpy as np
 
 from vidmp3.priors import combine, compute_depth, compute_mask, compute_matches, matches_to_corr
 from vidmp3.priors.render import align_truth
-from vidmp3.synthetic import SubjectSpec, make_trajectory, render_clip
+from vidmp3.scene import SubjectSpec
+from vidmp3.synthetic import make_trajectory, render_clip
 
 SIZE, FRAMES, THREADS = 512, 16, 2
 FLOW_LIMIT_SECONDS = 10.0

@@ -59,7 +59,7 @@ def main() -> None:
         for method in args.methods:
             variant = get_method(method).guide_variant
             guide = guide_input(priors.corr, priors.depth, variant) if variant else None
-            config = FinetuneConfig(method=method, steps=args.finetune_steps, guide_scale=0.1, motion_guide_hidden=16)
+            config = FinetuneConfig(method=method, steps=args.finetune_steps, guide_strength=0.1, motion_guide_hidden=16)
             finetune(clip.frames, guide, priors.alpha if variant else None, prompt, spec, config, work / method)
             model = load_video_model(work / method, len(clip.frames), priors if variant else None, "cpu", torch.float32)
             for steps in args.steps:

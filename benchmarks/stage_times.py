@@ -22,7 +22,8 @@ from vidmp3.finetune import FinetuneConfig, finetune_video
 from vidmp3.model.presets import DTYPES, write_video_unet
 from vidmp3.frames import ingest_frames, ingest_masks
 from vidmp3.priors.stages import corr_stage, depth_stage, guide_stage, mask_stage
-from vidmp3.synthetic import SubjectSpec, make_trajectory, render_clip, write_clip
+from vidmp3.scene import SubjectSpec
+from vidmp3.synthetic import make_trajectory, render_clip, write_clip
 
 PAPER_A100_SECONDS = {"frames + priors": 100, "fine-tune": 180, "load + inversion": 30, "first edit": 30}
 

@@ -9,7 +9,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import time  # noqa: E402
 
-from vidmp3.synthetic import SHAPES, SubjectSpec, make_trajectory, render_clip  # noqa: E402
+from vidmp3.scene import SHAPES, SubjectSpec  # noqa: E402
+from vidmp3.synthetic import make_trajectory, render_clip  # noqa: E402
 
 CASES = [(64, 128, 3), (16, 256, 3), (16, 512, 3), (64, 128, 1)]  # frames, side, supersample
 

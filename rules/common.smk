@@ -245,12 +245,12 @@ def finetune_input(wildcards):
 def finetune_params(wildcards):
     settings = config["finetune"]
     motion = video_row(wildcards)["motion"]
-    guide_scale = settings[f"lambda_{motion}"] if is_guided(wildcards.method) else 0.0
+    guide_strength = settings[f"guide_strength_{motion}"] if is_guided(wildcards.method) else 0.0
     return {
         "method": wildcards.method,
         "steps": settings["steps"],
         "learning_rate": settings["learning_rate"],
-        "guide_scale": guide_scale,
+        "guide_strength": guide_strength,
         "seed": settings["seed"],
         "device": config["device"],
         "precision": settings["precision"],

@@ -7,7 +7,8 @@ from functools import lru_cache
 import numpy as np
 
 from vidmp3.priors.render import AlignedTruth, align_truth
-from vidmp3.synthetic import RenderedClip, SubjectSpec, make_trajectory, render_clip
+from vidmp3.scene import RenderedClip, SubjectSpec
+from vidmp3.synthetic import make_trajectory, render_clip
 
 SHAPES = {"cube": (0.8, 0.8, 0.8), "box": (1.2, 0.5, 0.5), "sphere": (0.8, 0.8, 0.8)}
 

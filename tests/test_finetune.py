@@ -22,7 +22,7 @@ from vidmp3.motionguide import guide_input
 from vidmp3.store import write_array
 
 NUM_FRAMES = 4
-CONFIG = FinetuneConfig(steps=2, learning_rate=1e-3, guide_scale=0.1, motion_guide_hidden=8)
+CONFIG = FinetuneConfig(steps=2, learning_rate=1e-3, guide_strength=0.1, motion_guide_hidden=8)
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_failure_while_writing_leaves_nothing(spec, video, tmp_path, monkeypatch
 
 def test_load_finetuned_applies_the_trained_weights(trained):
     model = load_finetuned(trained, "cpu", torch.float32)
-    assert model.method == "vidmp3" and model.guide_scale == pytest.approx(0.1)
+    assert model.method == "vidmp3" and model.guide_strength == pytest.approx(0.1)
     saved = load_file(trained / "trainable.safetensors")
     parameters = dict(model.components.unet.named_parameters())
     assert all(torch.equal(parameters[name], tensor) for name, tensor in saved.items())

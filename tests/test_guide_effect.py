@@ -65,7 +65,7 @@ def test_zero_heads_give_zero_and_non_zero_heads_a_positive_effect(components, l
 
 def test_fine_tuning_writes_the_diagnostic(components, tmp_path):
     frames, guide, alpha = clip()
-    config = FinetuneConfig(steps=2, learning_rate=1e-3, guide_scale=0.1, motion_guide_hidden=8)
+    config = FinetuneConfig(steps=2, learning_rate=1e-3, guide_strength=0.1, motion_guide_hidden=8)
     finetune(frames, guide, alpha, "a cube", components.spec, config, tmp_path / "weights")
     with open(tmp_path / "weights" / "guide_effect.csv") as handle:
         rows = list(csv.DictReader(handle))

@@ -28,7 +28,8 @@ from vidmp3.metrics import (
     warp_error,
 )
 from vidmp3.store import write_array
-from vidmp3.synthetic import SubjectSpec, make_trajectory, render_clip, write_clip
+from vidmp3.scene import SubjectSpec
+from vidmp3.synthetic import make_trajectory, render_clip, write_clip
 
 FRAMES = 8
 SIZE = 48

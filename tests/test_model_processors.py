@@ -71,7 +71,7 @@ def test_value_injection_matches_loop_reference(attention_layer):
     state = FrameState()
     state.num_frames = 4
     state.guide_vectors = {16: torch.randn(4, 16)}
-    state.guide_scale = 0.3
+    state.guide_strength = 0.3
     hidden_states = torch.randn(7, 4, 16)  # seven pixels, four frames
     with torch.no_grad():
         attention_layer.set_processor(MotionGuideValueProcessor(state))
@@ -84,7 +84,7 @@ def test_value_injection_with_zero_scale_equals_stock_attention_exactly(attentio
     state = FrameState()
     state.num_frames = 4
     state.guide_vectors = {16: torch.randn(4, 16)}
-    state.guide_scale = 0.0
+    state.guide_strength = 0.0
     hidden_states = torch.randn(7, 4, 16)
     with torch.no_grad():
         attention_layer.set_processor(AttnProcessor2_0())

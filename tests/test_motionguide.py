@@ -17,7 +17,8 @@ import torch
 
 from vidmp3.errors import InputError
 from vidmp3.motionguide import VARIANT_CHANNELS, MotionGuide, guide_input, positional_encoding
-from vidmp3.synthetic import SubjectSpec, make_trajectory, render_clip
+from vidmp3.scene import SubjectSpec
+from vidmp3.synthetic import make_trajectory, render_clip
 
 WIDTHS = (8, 16)
 

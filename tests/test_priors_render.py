@@ -11,7 +11,8 @@ from vidmp3.frames import resize_masks
 from vidmp3.priors import compute_matches
 from vidmp3.priors.correspondence import pixel_grid
 from vidmp3.priors.render import align_truth, render_visible_in_first
-from vidmp3.synthetic import SubjectSpec, default_camera, make_trajectory, render_clip
+from vidmp3.scene import SubjectSpec, default_camera
+from vidmp3.synthetic import make_trajectory, render_clip
 
 
 def test_frame_zero_matches_itself():

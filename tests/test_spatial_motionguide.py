@@ -34,7 +34,7 @@ def test_per_pixel_injection_matches_a_loop_over_pixels():
     state = FrameState()
     state.num_frames = 3
     state.guide_vectors = {(16, 2): torch.randn(3, 2, 5, 16)}
-    state.guide_scale = 0.4
+    state.guide_strength = 0.4
     hidden_states = torch.randn(2 * 2 * 5, 3, 16)  # two videos of 2x5 pixels, three frames
     with torch.no_grad():
         attn.set_processor(MotionGuideValueProcessor(state, downsample=2))
@@ -42,7 +42,7 @@ def test_per_pixel_injection_matches_a_loop_over_pixels():
         expected = pixel_injection_reference(attn, hidden_states, state.guide_vectors[(16, 2)], 0.4)
         attn.set_processor(MotionGuideValueProcessor(state, downsample=1))  # no entry for this slot: no injection
         plain = attn(hidden_states)
-        state.guide_scale = 0.0
+        state.guide_strength = 0.0
         expected_plain = attn(hidden_states)
     torch.testing.assert_close(out, expected, **TOLERANCE)
     torch.testing.assert_close(plain, expected_plain, rtol=0, atol=0)
@@ -147,7 +147,7 @@ def test_fine_tuning_trains_and_saves_the_spatial_heads(tmp_path, method):
     guide = np.zeros((4, 3, 32, 32), np.float32)
     for t in range(4):
         guide[t, :, 8:20, 4 + 2 * t : 16 + 2 * t] = rng.uniform(0.1, 1.0, (3, 12, 12))
-    config = FinetuneConfig(method=method, steps=2, learning_rate=1e-2, guide_scale=0.1, motion_guide_hidden=8)
+    config = FinetuneConfig(method=method, steps=2, learning_rate=1e-2, guide_strength=0.1, motion_guide_hidden=8)
     finetune(frames, guide, np.full(4, 144 / 1024, np.float32), "a cube", spec, config, tmp_path / "weights")
     tensors = load_file(tmp_path / "weights" / "motion_guide.safetensors")
     heads = {name for name in tensors if name.startswith("heads.")}

@@ -8,20 +8,11 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+import vidmp3.scene as scene
 import vidmp3.synthetic as synthetic
 from vidmp3.errors import InputError
-from vidmp3.synthetic import (
-    SHAPES,
-    Camera,
-    SubjectSpec,
-    default_camera,
-    make_trajectory,
-    pose_matrix,
-    read_truth,
-    render_clip,
-    true_matches,
-    write_clip,
-)
+from vidmp3.scene import SHAPES, Camera, SubjectSpec, default_camera, pose_matrix, read_truth
+from vidmp3.synthetic import make_trajectory, render_clip, true_matches, write_clip
 
 SIZE = 64
 
@@ -361,30 +352,30 @@ def test_write_clip_round_trip(tmp_path, small_clip):
     np.testing.assert_array_equal(read_masks == 255, clip.mask)
 
     stored = read_truth(truth)
-    for name in synthetic.TRUTH_ARRAYS:
+    for name in scene.TRUTH_ARRAYS:
         np.testing.assert_array_equal(getattr(stored, name), getattr(clip, name))
     assert stored.subject == clip.subject
     np.testing.assert_array_equal(stored.camera.K, clip.camera.K)
     np.testing.assert_array_equal(stored.camera.world_to_camera, clip.camera.world_to_camera)
-    assert synthetic.read_group_attrs(truth)["fps"] == 12
+    assert scene.read_group_attrs(truth)["fps"] == 12
 
 
 def test_failed_write_leaves_nothing(tmp_path, small_clip, monkeypatch):
-    real_write_array = synthetic.write_array
+    real_write_array = scene.write_array
 
     def fail_on_gradient(path, data, attrs=None):
         if path.name == "gradient":
             raise OSError("disk full")
         real_write_array(path, data, attrs)
 
-    monkeypatch.setattr(synthetic, "write_array", fail_on_gradient)
+    monkeypatch.setattr(scene, "write_array", fail_on_gradient)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="disk full"):
         write_clip(small_clip, out / "clip.mp4", out / "masks", out / "truth.zarr", fps=12)
     assert list(out.iterdir()) == []
 
 
-BACKDROP = synthetic.Backdrop(sky=(0.8, 0.8, 0.8), ground=(0.5, 0.5, 0.5))
+BACKDROP = scene.Backdrop(sky=(0.8, 0.8, 0.8), ground=(0.5, 0.5, 0.5))
 
 
 def test_backdrop_scene_is_flat_and_shadowless():
@@ -440,7 +431,7 @@ def test_reach_scales_the_path_and_tilt_keeps_it_upright():
 
 def test_new_render_options_refuse_bad_input():
     with pytest.raises(InputError, match="backdrop sky"):
-        synthetic.Backdrop(sky=(1.2, 0.0, 0.0), ground=(0.5, 0.5, 0.5))
+        scene.Backdrop(sky=(1.2, 0.0, 0.0), ground=(0.5, 0.5, 0.5))
     with pytest.raises(InputError, match="reach"):
         make_trajectory(4, seed=0, reach=0.0)
     with pytest.raises(InputError, match="tilt"):

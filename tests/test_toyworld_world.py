@@ -10,7 +10,7 @@ from transformers import CLIPTokenizer
 from vidmp3 import synthetic
 from vidmp3.errors import InputError
 from vidmp3.frames import read_video
-from vidmp3.synthetic import read_truth
+from vidmp3.scene import read_truth
 from vidmp3.toyworld import world
 from vidmp3.toyworld.text import MAX_TOKENS, WORDS, toyworld_tokenizer
 from vidmp3.toyworld.world import (

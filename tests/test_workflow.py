@@ -141,7 +141,7 @@ def test_one_edit_prompt_reruns_only_that_videos_edit_job(workdir):
 
 def test_lambda_reruns_fine_tuning_inversion_and_edits_of_the_guided_method_only(workdir):
     # toy's motion class is large; tune-a-video has no MotionGuide, so lambda is not its param
-    assert changed(workdir, "config/config.yaml", "finetune:\n", "finetune:\n  lambda_large: 0.2\n") == DOWNSTREAM_OF_ONE_WEIGHTS
+    assert changed(workdir, "config/config.yaml", "finetune:\n", "finetune:\n  guide_strength_large: 0.2\n") == DOWNSTREAM_OF_ONE_WEIGHTS
 
 
 def test_a_training_setting_reruns_every_fine_tuning_but_no_priors(workdir):

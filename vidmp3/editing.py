@@ -57,7 +57,7 @@ class VideoModel:
         self, latents: torch.Tensor, timestep: torch.Tensor, text: TextConditioning, start: int, stop: int
     ) -> torch.Tensor:
         vectors = None if self.vectors is None else {width: v[start:stop] for width, v in self.vectors.items()}
-        with self.attention.frames(stop - start, vectors, self.finetuned.guide_scale):
+        with self.attention.frames(stop - start, vectors, self.finetuned.guide_strength):
             return self.finetuned.components.unet(
                 latents[:, :, start:stop], timestep, **text.unet_kwargs(stop - start)
             ).sample

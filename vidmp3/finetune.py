@@ -57,7 +57,7 @@ class FinetuneConfig:
     method: str = "vidmp3"
     steps: int = 100
     learning_rate: float = 5e-4
-    guide_scale: float = 0.1  # lambda: 0.1 for large motion, 0.05 for small (the sheet's motion class)
+    guide_strength: float = 0.1  # lambda: 0.1 for large motion, 0.05 for small (the sheet's motion class)
     seed: int = 0
     device: str = "cpu"
     precision: str = "auto"  # autocast dtype: auto (bf16 on CUDA, fp32 elsewhere), fp32 (off), bf16, fp16 (with gradient scaling)
@@ -247,7 +247,7 @@ def finetune(
             noisy = scheduler.add_noise(clean, noise, timestep)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast):
                 vectors = motion_guide(guide_tensor[start:stop], alpha_tensor[start:stop]) if motion_guide else None
-            with video_attention.frames(window, vectors, config.guide_scale):
+            with video_attention.frames(window, vectors, config.guide_strength):
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast):
                     prediction = unet(noisy.to(unet.dtype), timestep, **text.unet_kwargs(window)).sample
                 loss = F.mse_loss(prediction.float(), _target(scheduler, clean, noise, timestep))
@@ -264,7 +264,7 @@ def finetune(
             with torch.no_grad():
                 vectors = motion_guide(guide_tensor[:window], alpha_tensor[:window])
             effect = measure_guide_effect(
-                unet, video_attention, vectors, config.guide_scale, latents[:, :, :window].to(unet.dtype),
+                unet, video_attention, vectors, config.guide_strength, latents[:, :, :window].to(unet.dtype),
                 text.unet_kwargs(window), scheduler, config.seed, autocast_dtype if autocast else None,
             )
     finally:
@@ -336,7 +336,7 @@ class Finetuned:
     components: Components
     motion_guide: MotionGuide | None
     method: str
-    guide_scale: float
+    guide_strength: float
     config: dict
 
 
@@ -351,7 +351,7 @@ def load_finetuned(
 
     The processors are not installed: the caller does `install_processors(finetuned.components.unet,
     value_injection=finetuned.motion_guide is not None)` and feeds `motion_guide(guide, alpha)` with
-    `guide_scale` through `VideoAttention.frames(...)`.
+    `guide_strength` through `VideoAttention.frames(...)`.
     """
     weights_dir = Path(weights_dir)
     config_path = weights_dir / "config.json"
@@ -377,4 +377,4 @@ def load_finetuned(
         motion_guide = MotionGuide(**config["motion_guide"])
         motion_guide.load_state_dict(load_file(weights_dir / "motion_guide.safetensors"))
         motion_guide.to(device=device, dtype=dtype).eval().requires_grad_(False)
-    return Finetuned(components, motion_guide, method, config["finetune"]["guide_scale"], config)
+    return Finetuned(components, motion_guide, method, config["finetune"]["guide_strength"], config)

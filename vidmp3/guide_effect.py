@@ -43,7 +43,7 @@ def measure_guide_effect(
     unet: UNetMotionModel,
     attention: VideoAttention,
     vectors: dict[GuideKey, torch.Tensor],
-    guide_scale: float,
+    guide_strength: float,
     latents: torch.Tensor,
     unet_kwargs: dict,
     scheduler: DDPMScheduler,
@@ -69,12 +69,12 @@ def measure_guide_effect(
             if injection is None:
                 current[name] = (0.0, 0.0)
                 return
-            scale = attention.state.guide_scale
-            attention.state.guide_scale = 0.0
+            scale = attention.state.guide_strength
+            attention.state.guide_strength = 0.0
             try:
                 without = processor(module, hidden_states)
             finally:
-                attention.state.guide_scale = scale
+                attention.state.guide_strength = scale
             ratio = _norm(torch.broadcast_to(injection, hidden_states.shape)) / max(_norm(hidden_states), 1e-12)
             current[name] = (ratio, _norm(output - without) / max(_norm(without), 1e-12))
 
@@ -93,7 +93,7 @@ def measure_guide_effect(
             autocast = (
                 torch.autocast(latents.device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
             )
-            with attention.frames(num_frames, vectors, guide_scale), autocast:
+            with attention.frames(num_frames, vectors, guide_strength), autocast:
                 unet(noisy, timestep, **unet_kwargs)
             for name in temporal:
                 ratio, change = current[name]

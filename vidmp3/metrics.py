@@ -61,7 +61,7 @@ from vidmp3.methods import METHODS as METHOD_TABLE
 from vidmp3.priors.correspondence import pixel_grid
 from vidmp3.priors.flow import FlowEstimator, consistent, inside_frame, sample
 from vidmp3.store import read_array
-from vidmp3.synthetic import RenderedClip, read_truth
+from vidmp3.scene import RenderedClip, read_truth
 
 log = logging.getLogger(__name__)
 

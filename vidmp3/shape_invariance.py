@@ -40,7 +40,8 @@ from tqdm import tqdm
 from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
 from vidmp3.motionguide import VARIANT_CHANNELS, MotionGuide, guide_input
-from vidmp3.synthetic import RenderedClip, SubjectSpec, make_trajectory, render_clip
+from vidmp3.scene import RenderedClip, SubjectSpec
+from vidmp3.synthetic import make_trajectory, render_clip
 
 TRAIN_SUBJECT = SubjectSpec("cube", (0.55, 0.55, 0.55))
 POSITIVE_SUBJECTS = {

@@ -4,7 +4,7 @@
   and frame i-1 (frame 0 to itself), which keeps appearance consistent with the first frame
   (Tune-A-Video).
 - `MotionGuideValueProcessor` (both temporal self-attentions of every motion module): the value
-  input gets the frame's MotionGuide vector, V = W_V (z + scale * phi), while Q and K see z alone,
+  input gets the frame's MotionGuide vector, V = W_V (z + lambda * phi), while Q and K see z alone,
   so the motion representation changes what is mixed across frames, not where attention looks.
   phi is either one vector per frame and width (the paper's pooled MotionGuide, broadcast over
   pixels) or one vector per frame and pixel of the layer (the spatial MotionGuide), keyed by
@@ -41,7 +41,7 @@ class FrameState:
     def __init__(self):
         self.num_frames: int | None = None
         self.guide_vectors: dict[GuideKey, torch.Tensor] | None = None
-        self.guide_scale: float = 0.0
+        self.guide_strength: float = 0.0
 
     def frames_for(self, processor: str, batch_frames: int) -> int:
         if self.num_frames is None:
@@ -106,12 +106,12 @@ class SparseCausalAttnProcessor:
 
 
 class MotionGuideValueProcessor:
-    """Temporal self-attention (tokens = frames) with V = W_V (z + scale * phi).
+    """Temporal self-attention (tokens = frames) with V = W_V (z + lambda * phi).
 
     Motion-module hidden states are (batch * h * w, frames, width), pixel-major within each video. phi
     is the frame's pooled vector of this width, broadcast over batch and pixels, or, where the state
     holds per-pixel vectors for (width, downsample), each pixel's own vector (the same for every video
-    of the batch); a layer with no per-pixel entry gets none (phi = 0). With scale 0 or zero vectors
+    of the batch); a layer with no per-pixel entry gets none (phi = 0). With lambda 0 or zero vectors
     the result equals diffusers' AttnProcessor2_0 exactly.
     """
 
@@ -120,7 +120,7 @@ class MotionGuideValueProcessor:
         self.downsample = downsample
 
     def injection(self, hidden_states: torch.Tensor) -> torch.Tensor | None:
-        """scale * phi as added to the value input, broadcastable to `hidden_states`; None for none."""
+        """lambda * phi as added to the value input, broadcastable to `hidden_states`; None for none."""
         tokens, num_frames, width = hidden_states.shape
         expected_frames = self.state.frames_for("MotionGuideValueProcessor", num_frames)
         if num_frames != expected_frames:
@@ -131,7 +131,7 @@ class MotionGuideValueProcessor:
         if vectors is None:
             raise RuntimeError("MotionGuideValueProcessor ran without MotionGuide vectors")
         if width in vectors:
-            return self.state.guide_scale * vectors[width].to(hidden_states.dtype)
+            return self.state.guide_strength * vectors[width].to(hidden_states.dtype)
         pixel_vectors = vectors.get((width, self.downsample))
         if pixel_vectors is None:
             return None
@@ -143,7 +143,7 @@ class MotionGuideValueProcessor:
             )
         per_pixel = pixel_vectors.permute(1, 2, 0, 3).reshape(height * columns, num_frames, width)
         per_pixel = per_pixel.repeat(tokens // (height * columns), 1, 1)
-        return self.state.guide_scale * per_pixel.to(hidden_states.dtype)
+        return self.state.guide_strength * per_pixel.to(hidden_states.dtype)
 
     def __call__(
         self,
@@ -214,10 +214,10 @@ class VideoAttention:
         self,
         num_frames: int,
         guide_vectors: dict[GuideKey, torch.Tensor] | None = None,
-        guide_scale: float = 0.0,
+        guide_strength: float = 0.0,
     ) -> Iterator[None]:
         """Inside: UNet calls see `num_frames` frames per video and, with value injection, the MotionGuide
-        vectors scaled by `guide_scale` (lambda): pooled {width: (num_frames, width)} for every width, or
+        vectors scaled by `guide_strength` (lambda): pooled {width: (num_frames, width)} for every width, or
         per pixel {(width, downsample): (num_frames, h, w, width)} for some of the motion layers' slots."""
         if self.state.num_frames is not None:
             raise RuntimeError("VideoAttention.frames(...) is already active")
@@ -231,13 +231,13 @@ class VideoAttention:
             raise ValueError("MotionGuide vectors given, but value injection is not installed")
         self.state.num_frames = num_frames
         self.state.guide_vectors = guide_vectors
-        self.state.guide_scale = float(guide_scale)
+        self.state.guide_strength = float(guide_strength)
         try:
             yield
         finally:
             self.state.num_frames = None
             self.state.guide_vectors = None
-            self.state.guide_scale = 0.0
+            self.state.guide_strength = 0.0
 
     def _check_vectors(self, num_frames: int, guide_vectors: dict[GuideKey, torch.Tensor]) -> None:
         slots = set(self.guide_slots.values())

@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from vidmp3.errors import InputError
 from vidmp3.frames import crop_box
-from vidmp3.synthetic import Camera, RenderedClip, pose_matrix
+from vidmp3.scene import Camera, RenderedClip, pose_matrix
 
 
 @dataclass

@@ -20,7 +20,7 @@ from vidmp3.priors.depth import DEPTH_FLOOR
 from vidmp3.priors.figure import priors_figure
 from vidmp3.priors.render import AlignedTruth, align_truth
 from vidmp3.store import read_array, write_array
-from vidmp3.synthetic import read_truth
+from vidmp3.scene import read_truth
 
 PathLike = str | os.PathLike
 

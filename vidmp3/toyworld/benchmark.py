@@ -59,7 +59,7 @@ from vidmp3.motionguide import guide_input
 from vidmp3.priors import combine, compute_depth, compute_matches, matches_to_corr
 from vidmp3.priors.render import align_truth
 from vidmp3.strips import strip_image
-from vidmp3.synthetic import RenderedClip
+from vidmp3.scene import RenderedClip
 from vidmp3.toyworld import world
 from vidmp3.toyworld.classifier import classify, load_classifier
 from vidmp3.toyworld.metrics import METRICS, edit_metrics
@@ -125,7 +125,7 @@ class BenchmarkConfig:
     motion: str = "large"
     finetune_steps: int = 100  # the paper's settings: 100 fine-tuning steps, DDIM 50 + 50
     learning_rate: float = 5e-4
-    guide_scale: float = 0.1
+    guide_strength: float = 0.1
     motion_guide_hidden: int = 16
     finetune_seed: int = 0
     inversion_steps: int = 50
@@ -242,7 +242,7 @@ def _finetune_config(config: BenchmarkConfig, method: str) -> FinetuneConfig:
         method=method,
         steps=config.finetune_steps,
         learning_rate=config.learning_rate,
-        guide_scale=config.guide_scale if guided else 0.0,
+        guide_strength=config.guide_strength if guided else 0.0,
         seed=config.finetune_seed,
         device=config.device,
         motion_guide_hidden=config.motion_guide_hidden,
@@ -428,7 +428,7 @@ def table_markdown(summary: pd.DataFrame, differences: pd.DataFrame, rows: pd.Da
     parts = [
         "# ToyWorld benchmark",
         f"{clips} held-out clips (seeds {config.first_seed}-{config.first_seed + clips - 1}) x {config.edits} edits "
-        f"per clip; fine-tuning {config.finetune_steps} steps (lr {config.learning_rate:g}, λ {config.guide_scale:g}), "
+        f"per clip; fine-tuning {config.finetune_steps} steps (lr {config.learning_rate:g}, λ {config.guide_strength:g}), "
         f"DDIM inversion {config.inversion_steps} and sampling {config.editing_steps} steps, guidance "
         f"{config.guidance_scale:g}. Mean over edits [95% bootstrap interval, clips resampled]. Chance levels, "
         f"scored against the same source and targets: {chance}. A method keeps the source's motion only "

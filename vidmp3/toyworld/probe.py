@@ -55,7 +55,7 @@ class ProbeConfig:
     finetune_steps: int = 100
     learning_rate: float = 5e-4
     guide_learning_rate: float | None = None  # None: the method's
-    guide_scale: float = 0.1
+    guide_strength: float = 0.1
     motion_guide_hidden: int = 16
     finetune_seed: int = 0
     inversion_steps: int = 50
@@ -94,7 +94,7 @@ def probe_clip(seed: int, config: ProbeConfig, spec: ModelSpec, work: Path) -> l
     variant = get_method(config.method).guide_variant
     finetune_config = FinetuneConfig(
         method=config.method, steps=config.finetune_steps, learning_rate=config.learning_rate,
-        guide_scale=config.guide_scale, seed=config.finetune_seed, device=config.device,
+        guide_strength=config.guide_strength, seed=config.finetune_seed, device=config.device,
         motion_guide_hidden=config.motion_guide_hidden, guide_learning_rate=config.guide_learning_rate,
     )
     weights = work / f"{config.method}-{seed}"
@@ -109,7 +109,7 @@ def probe_clip(seed: int, config: ProbeConfig, spec: ModelSpec, work: Path) -> l
         with torch.no_grad():
             vectors = motion_guide(guide, torch.from_numpy(source.alpha).to(config.device, dtype))
         models[name] = replace(model, vectors=vectors)
-    models["off"] = replace(model, finetuned=replace(model.finetuned, guide_scale=0.0))
+    models["off"] = replace(model, finetuned=replace(model.finetuned, guide_strength=0.0))
     _, inverted = invert_frames(model, clip.frames, plan.caption, config.inversion_steps)
     generator = torch.Generator().manual_seed(config.noise_seed + seed)
     starts = {"noise": torch.randn(inverted.shape, generator=generator).to(inverted), "inverted": inverted}

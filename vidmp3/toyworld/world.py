@@ -16,18 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidmp3.errors import InputError
-from vidmp3.synthetic import (
-    Backdrop,
-    Camera,
-    RenderedClip,
-    SubjectSpec,
-    make_trajectory,
-    random_poses,
-    render_clip,
-    render_empty,
-    render_stills,
-    write_clip,
-)
+from vidmp3.scene import Backdrop, Camera, RenderedClip, SubjectSpec
+from vidmp3.synthetic import make_trajectory, random_poses, render_clip, render_empty, render_stills, write_clip
 
 SHAPES = ("cube", "sphere", "cone", "cylinder")
 COLOURS = {
