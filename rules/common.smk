@@ -15,8 +15,10 @@ from vidmp3.precision import video_model_dtype
 from vidmp3.model.spec import check_video_model, model_spec
 from vidmp3.prefetch import prior_models
 from vidmp3.windows import Window
+from vidmp3.subjects import parse_subjects
 from vidmp3.priors.settings import (
     RENDERED_SOURCE,
+    guide_inputs,
     prior_backend,
     prior_inputs,
     prior_params,
@@ -106,6 +108,11 @@ def given_masks_input(wildcards):
     return {"masks": masks, "frames": f"results/priors/{wildcards.video}.zarr/frames"}
 
 
+def video_subject_ids(wildcards):
+    """The video's subject ids (its instance masks' values); empty for one subject."""
+    return sorted(parse_subjects(video_row(wildcards)["subjects"], config["videos"]))
+
+
 # ---- priors: each rule's backend, options and inputs (vidmp3.priors.settings)
 
 
@@ -118,6 +125,11 @@ def priors_mask_input(wildcards):
 @exit_on_input_error()
 def priors_mask_params(wildcards):
     return prior_params("mask", video_row(wildcards), config)
+
+
+@exit_on_input_error()
+def priors_guide_input(wildcards):
+    return guide_inputs(video_row(wildcards))
 
 
 @exit_on_input_error()

@@ -26,6 +26,7 @@ rule given_masks:
         mask=directory("results/priors/{video}.zarr/mask_given"),
     params:
         group=subpath(output.mask, parent=True),
+        subjects=video_subject_ids,
     log:
         "results/logs/given_masks/{video}.log",
     benchmark:

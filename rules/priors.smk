@@ -67,10 +67,7 @@ rule priors_depth:
 
 rule priors_guide:
     input:
-        frames="results/priors/{video}.zarr/frames",
-        corr="results/priors/{video}.zarr/corr",
-        depth="results/priors/{video}.zarr/depth",
-        mask="results/priors/{video}.zarr/mask",
+        unpack(priors_guide_input),
     output:
         guide=directory("results/priors/{video}.zarr/guide"),
         alpha=directory("results/priors/{video}.zarr/alpha"),

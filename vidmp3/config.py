@@ -19,6 +19,7 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 
 from vidmp3.errors import InputError
+from vidmp3.subjects import check_edit_subjects, check_video_subjects, parse_scales, parse_subjects
 
 ID_PATTERN = "[a-z0-9][a-z0-9-]*"
 
@@ -128,7 +129,7 @@ def _read_sheet(path: str | os.PathLike, schema: dict[str, Any], id_columns: lis
     if len(header) == 1 and " " in header[0].strip():
         raise InputError(f"{path}, line 1: the header has no tab; the sheet must be tab-separated (tabs, not spaces, between columns)")
     columns = schema["properties"]
-    rows = []
+    rows, numbers = [], []
     for number, cells in enumerate(lines[1:], start=2):
         where = f"{path}, line {number}"
         if not any(cell.strip() for cell in cells):
@@ -151,9 +152,11 @@ def _read_sheet(path: str | os.PathLike, schema: dict[str, Any], id_columns: lis
             else:
                 row[column] = cell
         rows.append(validate(row, schema, where))
+        numbers.append(number)
     if not rows and not allow_empty:
         raise InputError(f"{path}: sheet has no rows")
     sheet = pd.DataFrame(rows, columns=list(columns))
+    sheet.attrs["lines"] = numbers  # each row's line, for the checks across rows and sheets
     duplicated = sheet.duplicated(id_columns, keep=False)
     if duplicated.any():
         names = sorted({"/".join(r) for r in sheet.loc[duplicated, id_columns].itertuples(index=False)})
@@ -168,6 +171,9 @@ def load_videos(path: str | os.PathLike, schema_dir: str | os.PathLike) -> pd.Da
         width, height = parse_size(row.size)
         if width % 8 or height % 8 or width == 0 or height == 0:
             raise InputError(f"{path}: video {row.video}: size {row.size} must be positive multiples of 8")
+    for line, row in zip(sheet.attrs["lines"], sheet.itertuples()):
+        where = f"{path}, line {line} (video {row.video})"
+        check_video_subjects(row.video, parse_subjects(row.subjects, f"{where}, column subjects"), row.prompt, row.masks, row.mask_backend, where)
     return sheet.set_index("video", drop=False)
 
 
@@ -177,6 +183,17 @@ def load_edits(path: str | os.PathLike, videos: pd.DataFrame, schema_dir: str | 
     unknown = sorted(set(sheet["video"]) - set(videos.index))
     if unknown:
         raise InputError(f"{path}: edits name videos that are not in the videos sheet: {', '.join(unknown)}")
+    for line, row in zip(sheet.attrs["lines"], sheet.itertuples()):
+        where = f"{path}, line {line}"
+        video = videos.loc[row.video]
+        check_edit_subjects(
+            f"{row.video}_{row.concept}",
+            parse_subjects(video["subjects"], f"videos sheet, video {row.video}, column subjects"),
+            parse_subjects(row.subjects, f"{where}, column subjects"),
+            parse_scales(row.subject_scales, f"{where}, column subject_scales"),
+            row.prompt,
+            where,
+        )
     sheet.index = sheet["video"] + "_" + sheet["concept"]
     return sheet
 

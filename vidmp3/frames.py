@@ -11,6 +11,7 @@ import hashlib
 from fractions import Fraction
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import av
@@ -117,11 +118,7 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int], crop: str) -> np.nd
 
 def resize_masks(masks: np.ndarray, size: tuple[int, int], crop: str) -> np.ndarray:
     """Resample boolean masks exactly as the frames: area-average the coverage, keep >= 0.5."""
-    box = crop_box(masks.shape[2], masks.shape[1], size, crop)
-    resized = [
-        np.asarray(Image.fromarray(m.astype(np.float32)).resize(size, Image.BOX, box=box)) >= 0.5 for m in masks
-    ]
-    return np.stack(resized)
+    return resize_coverage(masks, size, crop) >= 0.5
 
 
 def sha256_of(source: Path) -> str:
@@ -173,8 +170,32 @@ def ingest_frames(
     write_group(group, {"video_source": str(source)})
 
 
-def ingest_masks(masks: str | os.PathLike, group: str | os.PathLike) -> None:
-    """Write `{group}/mask_given` bool (N,H,W): the masks folder sampled and resized like the frames."""
+def resize_labels(labels: np.ndarray, ids: Sequence[int], size: tuple[int, int], crop: str) -> np.ndarray:
+    """Resample instance ids (N,H,W) like the frames: each pixel takes the label (an id or 0) covering most of it."""
+    coverage = [resize_coverage(labels == subject, size, crop) for subject in ids]
+    coverage.insert(0, 1.0 - np.sum(coverage, axis=0))
+    return np.asarray((0, *ids), dtype=np.uint8)[np.argmax(np.stack(coverage), axis=0)]
+
+
+def resize_coverage(masks: np.ndarray, size: tuple[int, int], crop: str) -> np.ndarray:
+    """Each output pixel's share covered by the boolean masks (N,H,W), cropped and area-averaged like the frames."""
+    box = crop_box(masks.shape[2], masks.shape[1], size, crop)
+    return np.stack([np.asarray(Image.fromarray(m.astype(np.float32)).resize(size, Image.BOX, box=box)) for m in masks])
+
+
+def _instance_ids(image: Image.Image, path: Path) -> np.ndarray:
+    """A mask's pixel values as subject ids: a palette PNG's indices (DAVIS 2017) or grey values."""
+    if image.mode not in ("P", "L"):
+        raise InputError(
+            f"{path}: an instance mask must be a palette or greyscale PNG whose pixel values are subject ids "
+            f"(0 = background), not mode {image.mode}; fix: save the masks as DAVIS 2017 does"
+        )
+    return np.asarray(image, dtype=np.uint8)
+
+
+def ingest_masks(masks: str | os.PathLike, group: str | os.PathLike, subjects: Sequence[int] = ()) -> None:
+    """Write `{group}/mask_given` (N,H,W): the masks folder sampled and resized like the frames, bool
+    (white = subject) or, for a video with `subjects`, uint8 instance ids (0 = background)."""
     masks = Path(masks)
     if not masks.is_dir():
         raise InputError(f"{masks}: masks folder not found")
@@ -187,15 +208,24 @@ def ingest_masks(masks: str | os.PathLike, group: str | os.PathLike) -> None:
     raw = []
     for index in attrs["frame_indices"]:
         with Image.open(files[index]) as image:
-            mask = np.asarray(image.convert("L")) > 127
+            mask = _instance_ids(image, files[index]) if subjects else np.asarray(image.convert("L")) > 127
         if (mask.shape[1], mask.shape[0]) != tuple(attrs["source_size"]):
             raise InputError(
                 f"{files[index]}: mask is {mask.shape[1]}x{mask.shape[0]}, frames are "
                 f"{attrs['source_size'][0]}x{attrs['source_size'][1]}"
             )
+        unknown = sorted(set(np.unique(mask).tolist()) - {0, *subjects}) if subjects else []
+        if unknown:
+            raise InputError(
+                f"{files[index]}: holds subject id(s) {', '.join(map(str, unknown))}, which the videos sheet's subjects "
+                f"({', '.join(map(str, subjects))}) do not name; fix: name them in column subjects"
+            )
         raw.append(mask)
-    resized = resize_masks(np.stack(raw), tuple(attrs["size"]), attrs["crop"])
-    write_array(Path(group) / "mask_given", resized, {"masks": str(masks), "frame_indices": attrs["frame_indices"]})
+    stack = np.stack(raw)
+    size = tuple(attrs["size"])
+    resized = resize_labels(stack, subjects, size, attrs["crop"]) if subjects else resize_masks(stack, size, attrs["crop"])
+    record = {"masks": str(masks), "frame_indices": attrs["frame_indices"]}
+    write_array(Path(group) / "mask_given", resized, record | ({"subjects": list(subjects)} if subjects else {}))
 
 
 def encode_video(frames: np.ndarray, path: str | os.PathLike, fps: float, crf: int) -> None:

@@ -3,4 +3,4 @@ from vidmp3.frames import ingest_masks
 from vidmp3.logs import log_to
 
 with log_to(snakemake.log[0]):
-    ingest_masks(masks=snakemake.input.masks, group=snakemake.params.group)
+    ingest_masks(masks=snakemake.input.masks, group=snakemake.params.group, subjects=snakemake.params.subjects)

@@ -12,4 +12,5 @@ with log_to(snakemake.log[0]), record_time(snakemake.output.timing):
         backend=prior["backend"],
         options=prior["options"],
         truth=snakemake.input.get("truth"),
+        subjects=snakemake.input.get("subjects"),
     )

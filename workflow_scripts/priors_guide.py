@@ -11,4 +11,5 @@ with log_to(snakemake.log[0]):
         guide_out=snakemake.output.guide,
         alpha_out=snakemake.output.alpha,
         figure_out=snakemake.output.figure,
+        subjects=snakemake.input.get("subjects"),
     )

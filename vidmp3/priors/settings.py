@@ -76,6 +76,13 @@ def rendered_truth(row: pd.Series, clips: set[str]) -> str:
     return f"results/clips/{match['clip']}/truth.zarr"
 
 
+def guide_inputs(row: pd.Series) -> dict[str, str]:
+    """Named inputs of the priors_guide rule for one video (its instance ids too, for a video with subjects)."""
+    group = f"results/priors/{row.name}.zarr"
+    inputs = {name: f"{group}/{name}" for name in ("frames", "corr", "depth", "mask")}
+    return inputs | ({"subjects": f"{group}/mask_given"} if row.get("subjects") else {})
+
+
 def prior_inputs(prior: str, row: pd.Series, config: dict[str, Any]) -> dict[str, str]:
     """Named input paths of the rule of `prior` ('corr', 'mask' or 'depth') for one video."""
     group = f"results/priors/{row.name}.zarr"
@@ -88,6 +95,8 @@ def prior_inputs(prior: str, row: pd.Series, config: dict[str, Any]) -> dict[str
             inputs["given"] = f"{group}/mask_given"
         return inputs
     inputs["mask"] = f"{group}/mask"
+    if row.get("subjects"):
+        inputs["subjects"] = f"{group}/mask_given"  # the instance ids (vidmp3.subjects)
     if backend == "render":
         inputs["truth"] = rendered_truth(row, rendered_clips(config))
     return inputs

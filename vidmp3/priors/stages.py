@@ -21,6 +21,7 @@ from vidmp3.priors.figure import priors_figure
 from vidmp3.priors.render import AlignedTruth, align_truth
 from vidmp3.store import read_array, write_array
 from vidmp3.scene import read_truth
+from vidmp3.subjects import SubjectMap
 
 PathLike = str | os.PathLike
 
@@ -40,13 +41,37 @@ def mask_stage(
     frames: PathLike, out: PathLike, backend: str, options: dict[str, Any],
     given: PathLike | None = None, class_name: str = "",
 ) -> None:
-    """Write `mask` bool (N,H,W) from the `frames` array (and the `mask_given` array for backend given)."""
+    """Write `mask` bool (N,H,W) from the `frames` array (and the `mask_given` array for backend given);
+    for a video with subjects, the union of its instance masks, every subject shown in frame 0."""
     frame_array, frames_attrs = read_array(frames)
     given_array, given_attrs = read_array(given) if given is not None else (None, {})
-    mask = compute_mask(frame_array, backend, options, given=given_array, class_name=class_name)
+    subjects = given_attrs.get("subjects", [])
+    labels = given_array if subjects else None
+    mask = compute_mask(frame_array, backend, options, given=labels > 0 if subjects else given_array, class_name=class_name)
     if not mask[0].any():
         _empty_first_mask(Path(out).parent.stem, backend, given_attrs.get("masks"), class_name, frames_attrs)
-    write_array(out, mask, {"backend": backend, "options": options, "class_name": class_name})
+    for subject in subjects:
+        if not (labels[0] == subject).any():
+            raise InputError(
+                f"video {Path(out).parent.stem}: subject {subject} is not in its instance mask of frame 0 "
+                f"(source frame {frames_attrs['frame_indices'][0]}) in {given_attrs.get('masks')}; frame 0 defines "
+                "each subject's correspondence colours. Fix: choose a first_frame where every subject is visible"
+            )
+    attrs = {"backend": backend, "options": options, "class_name": class_name}
+    write_array(out, mask, attrs | ({"subjects": subjects} if subjects else {}))
+
+
+def _subject_labels(subjects: PathLike | None) -> SubjectMap | None:
+    """The instance ids of a video with subjects (its `mask_given`), None for one subject."""
+    if subjects is None:
+        return None
+    labels, attrs = read_array(subjects)
+    return SubjectMap(tuple(attrs["subjects"]), labels)
+
+
+def _render_one_subject(backend: str, subjects: SubjectMap | None) -> None:
+    if backend == "render" and subjects is not None:
+        raise InputError("the render backends know one subject per clip; for a video with subjects choose flow / mask-area")
 
 
 def _empty_first_mask(video: str, backend: str, folder: str | None, class_name: str, frames_attrs: dict[str, Any]) -> None:
@@ -64,46 +89,72 @@ def _empty_first_mask(video: str, backend: str, folder: str | None, class_name: 
 
 def corr_stage(
     frames: PathLike, mask: PathLike, out: PathLike, backend: str, options: dict[str, Any],
-    truth: PathLike | None = None,
+    truth: PathLike | None = None, subjects: PathLike | None = None,
 ) -> None:
-    """Write `corr` float16 (N,H,W,3): the colour of each subject pixel's match in frame 0."""
+    """Write `corr` float16 (N,H,W,3): the colour of each subject pixel's match in frame 0. With
+    `subjects` (instance ids), per subject: each is matched within itself and coloured by its own
+    frame-0 box, packed into one array (subjects never share a pixel)."""
     frame_array, frames_attrs = read_array(frames)
     mask_array, _ = read_array(mask)
-    matches = compute_matches(frame_array, mask_array, backend, options, truth=_aligned_truth(truth, frames_attrs))
-    matched = np.isfinite(matches[..., 0])
-    origin, size = subject_box(matches[0])
+    labels = _subject_labels(subjects)
+    _render_one_subject(backend, labels)
+    aligned = _aligned_truth(truth, frames_attrs)
+    masks = [mask_array] if labels is None else list(labels.masks())
+    corr = np.zeros((*mask_array.shape, 3), np.float32)
+    boxes, matched = [], 0
+    for subject_mask in masks:
+        matches = compute_matches(frame_array, subject_mask, backend, options, truth=aligned)
+        matched += int(np.isfinite(matches[..., 0]).sum())
+        origin, size = subject_box(matches[0])
+        boxes.append([*origin.tolist(), *size.tolist()])
+        corr[subject_mask] = matches_to_corr(matches)[subject_mask]
     attrs = {
         "backend": backend,
         "options": options,
         "colours": CORR_COLOURS,
-        "colour_box": [*origin.tolist(), *size.tolist()],
-        "matched_share": float(matched.sum() / max(mask_array.sum(), 1)),
+        "colour_box": boxes[0],
+        "matched_share": float(matched / max(mask_array.sum(), 1)),
     }
-    write_array(out, matches_to_corr(matches).astype(np.float16), attrs)
+    if labels is not None:
+        attrs |= {"subjects": list(labels.ids), "colour_boxes": boxes}
+    write_array(out, corr.astype(np.float16), attrs)
 
 
 def depth_stage(
     frames: PathLike, mask: PathLike, out: PathLike, backend: str, options: dict[str, Any],
-    truth: PathLike | None = None,
+    truth: PathLike | None = None, subjects: PathLike | None = None,
 ) -> None:
-    """Write `depth` float16 (N,H,W): normalised per video, near is large, 0 outside the subject."""
+    """Write `depth` float16 (N,H,W): normalised per video, near is large, 0 outside the subject. With
+    `subjects`, normalised per subject (each as if it were the clip's one subject), packed into one array."""
     frame_array, frames_attrs = read_array(frames)
     mask_array, _ = read_array(mask)
-    depth = compute_depth(frame_array, mask_array, backend, options, truth=_aligned_truth(truth, frames_attrs))
-    write_array(out, depth.astype(np.float16), {"backend": backend, "options": options, "convention": DEPTH_CONVENTION})
+    labels = _subject_labels(subjects)
+    _render_one_subject(backend, labels)
+    aligned = _aligned_truth(truth, frames_attrs)
+    depth = np.zeros(mask_array.shape, np.float32)
+    for subject_mask in [mask_array] if labels is None else labels.masks():
+        depth[subject_mask] = compute_depth(frame_array, subject_mask, backend, options, truth=aligned)[subject_mask]
+    attrs = {"backend": backend, "options": options, "convention": DEPTH_CONVENTION}
+    write_array(out, depth.astype(np.float16), attrs | ({"subjects": list(labels.ids)} if labels else {}))
 
 
 def guide_stage(
     frames: PathLike, corr: PathLike, depth: PathLike, mask: PathLike,
-    guide_out: PathLike, alpha_out: PathLike, figure_out: PathLike,
+    guide_out: PathLike, alpha_out: PathLike, figure_out: PathLike, subjects: PathLike | None = None,
 ) -> None:
-    """Write `guide` float16 (N,3,H,W) = corr ⊙ depth, `alpha` float32 (N,), and the Fig. 4 strip PNG."""
+    """Write `guide` float16 (N,3,H,W) = corr ⊙ depth, `alpha` float32 (N,), and the Fig. 4 strip PNG.
+    With `subjects`, alpha is (N, K): each subject's share, in the order of the subject ids."""
     frame_array, _ = read_array(frames)
     corr_array, _ = read_array(corr)
     depth_array, _ = read_array(depth)
     mask_array, _ = read_array(mask)
+    labels = _subject_labels(subjects)
     guide, alpha = combine(corr_array, depth_array, mask_array)
+    alpha_attrs = {"definition": "subject share of the frame's pixels; 0 for a frame without subject"}
+    if labels is not None:
+        alpha = labels.masks().mean(axis=(2, 3), dtype=np.float64).T.astype(np.float32)
+        alpha_attrs |= {"layout": "N,K", "subjects": list(labels.ids)}
     with atomic_path(guide_out) as guide_tmp, atomic_path(alpha_out) as alpha_tmp, atomic_path(figure_out) as figure_tmp:
         write_array(guide_tmp, guide, {"layout": "N,3,H,W", "formula": "corr * depth on the subject, 0 elsewhere"})
-        write_array(alpha_tmp, alpha, {"definition": "subject share of the frame's pixels; 0 for a frame without subject"})
+        write_array(alpha_tmp, alpha, alpha_attrs)
         priors_figure(frame_array, corr_array, depth_array, guide, Path(figure_tmp))
