@@ -219,11 +219,12 @@ def is_guided(method):
 
 
 def guide_priors(wildcards):
-    """Correspondence, depth and alpha of the video, for the methods that use MotionGuide."""
+    """Correspondence, depth and alpha of the video (and its subjects' instance ids), for the methods that use MotionGuide."""
     if not is_guided(wildcards.method):
         return {}
     group = f"results/priors/{wildcards.video}.zarr"
-    return {"corr": f"{group}/corr", "depth": f"{group}/depth", "alpha": f"{group}/alpha"}
+    priors = {"corr": f"{group}/corr", "depth": f"{group}/depth", "alpha": f"{group}/alpha"}
+    return priors | ({"subjects": f"{group}/mask_given"} if video_row(wildcards)["subjects"] else {})
 
 
 VIDEO_MODEL = "results/models/video"

@@ -26,7 +26,8 @@ from vidmp3.finetune import LATENTS_FILE, Finetuned, load_finetuned
 from vidmp3.model.presets import TextConditioning, configure_device, resolve_dtype
 from vidmp3.model.processors import VideoAttention, install_processors
 from vidmp3.methods import get_method
-from vidmp3.motionguide import guide_input
+from vidmp3.motionguide import SubjectMotionGuides, guide_input
+from vidmp3.subjects import SubjectMap
 from vidmp3.windows import Window, blend_windows
 
 
@@ -65,22 +66,35 @@ class VideoModel:
 
 @dataclass
 class SourcePriors:
-    """What MotionGuide reads from the source clip: corr (N,H,W,3), depth (N,H,W), alpha (N,)."""
+    """What MotionGuide reads from the source clip: corr (N,H,W,3), depth (N,H,W), alpha (N,); for a clip
+    with several subjects, their map (`vidmp3.subjects.SubjectMap`) and alpha (N, K)."""
 
     corr: np.ndarray
     depth: np.ndarray
     alpha: np.ndarray
+    subjects: SubjectMap | None = None
 
     def __post_init__(self):
         counts = (self.corr.shape[0], self.depth.shape[0], self.alpha.shape[0])
         if len(set(counts)) != 1:
             raise InputError(f"priors disagree on the frame count: corr {counts[0]}, depth {counts[1]}, alpha {counts[2]}")
+        expected = 1 if self.subjects is None else 2
+        if self.alpha.ndim != expected or (self.subjects is not None and self.alpha.shape[1] != len(self.subjects.ids)):
+            raise InputError(f"alpha {self.alpha.shape} does not fit the subjects {None if self.subjects is None else self.subjects.ids}")
 
     @classmethod
-    def read(cls, corr: str | os.PathLike, depth: str | os.PathLike, alpha: str | os.PathLike) -> SourcePriors:
+    def read(
+        cls, corr: str | os.PathLike, depth: str | os.PathLike, alpha: str | os.PathLike, subjects: str | os.PathLike | None = None
+    ) -> SourcePriors:
+        """`subjects`: the instance ids (`mask_given`) of a clip with several subjects."""
         from vidmp3.store import read_array  # Zarr: only where the workflow's arrays are read
 
-        return cls(*(read_array(path)[0].astype(np.float32) for path in (corr, depth, alpha)))
+        arrays = [read_array(path)[0].astype(np.float32) for path in (corr, depth, alpha)]
+        subject_map = None
+        if subjects is not None:
+            labels, attrs = read_array(subjects)
+            subject_map = SubjectMap(tuple(attrs["subjects"]), labels)
+        return cls(*arrays, subjects=subject_map)
 
 
 def load_video_model(
@@ -106,8 +120,15 @@ def load_video_model(
             raise InputError(f"the clip has {num_frames} frames but its priors have {priors.corr.shape[0]}")
         guide = torch.from_numpy(guide_input(priors.corr, priors.depth, variant)).to(device=device, dtype=dtype)
         alpha = torch.from_numpy(priors.alpha).to(device=device, dtype=dtype)
+        inputs = (guide, alpha)
+        if isinstance(finetuned.motion_guide, SubjectMotionGuides):
+            if priors.subjects is None or priors.subjects.ids != finetuned.motion_guide.subjects:
+                raise InputError(f"{weights}: trained for subjects {finetuned.motion_guide.subjects}; the priors have {priors.subjects and priors.subjects.ids}")
+            inputs += (torch.from_numpy(priors.subjects.labels).to(device),)
+        elif priors.subjects is not None:
+            raise InputError(f"{weights}: trained with one MotionGuide; the priors have subjects {priors.subjects.ids}")
         with torch.no_grad():
-            vectors = finetuned.motion_guide(guide, alpha)
+            vectors = finetuned.motion_guide(*inputs)
     max_frames = finetuned.components.unet.config.motion_max_seq_length
     window = window or Window(frames=num_frames, stride=num_frames)
     if min(window.frames, num_frames) > max_frames:

@@ -38,8 +38,9 @@ from vidmp3.model.presets import Components, ModelSpec, configure_device, load_c
 from vidmp3.model.processors import install_processors
 from vidmp3.methods import get_method
 from vidmp3.model.video_unet import enable_gradient_checkpointing, motion_slots, set_trainable, trainable_unet_parameters
-from vidmp3.motionguide import MotionGuide, guide_input, motion_guide_config
+from vidmp3.motionguide import MotionGuide, SubjectMotionGuides, guide_input, motion_guide_config
 from vidmp3.precision import resolve_precision
+from vidmp3.subjects import SubjectMap
 
 LATENTS_FILE = "latents.safetensors"
 """The source clip's clean latents (float32), saved by fine-tuning so that inversion does not encode it again."""
@@ -93,7 +94,7 @@ def _guide_learning_rate(config: FinetuneConfig) -> float:
 
 
 def _check_inputs(
-    frames: np.ndarray, guide: np.ndarray | None, alpha: np.ndarray | None, method: str
+    frames: np.ndarray, guide: np.ndarray | None, alpha: np.ndarray | None, method: str, subjects: SubjectMap | None
 ) -> None:
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise InputError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
@@ -114,8 +115,11 @@ def _check_inputs(
         )
     if guide.shape[0] != num_frames:
         raise InputError(f"guide has {guide.shape[0]} frames, the clip has {num_frames}")
-    if alpha.shape != (num_frames,):
-        raise InputError(f"alpha must have shape ({num_frames},) to match the frames, got {alpha.shape}")
+    expected = (num_frames,) if subjects is None else (num_frames, len(subjects.ids))
+    if alpha.shape != expected:
+        raise InputError(f"alpha must have shape {expected} to match the frames (and subjects), got {alpha.shape}")
+    if subjects is not None and subjects.labels.shape != guide.shape[:1] + guide.shape[2:]:
+        raise InputError(f"the subject map {subjects.labels.shape} does not match the guide {guide.shape}")
 
 
 def _write_loss_curve(folder: Path, losses: list[tuple[int, int, float]], title: str, prediction_type: str) -> None:
@@ -165,16 +169,18 @@ def finetune(
     config: FinetuneConfig,
     out_dir: str | os.PathLike,
     video_unet: str | os.PathLike | None = None,
+    subjects: SubjectMap | None = None,
 ) -> None:
     """Fine-tune `config.method` on one video and write the weights folder `out_dir` (atomically).
 
     frames: uint8 (N, H, W, 3). guide: the MotionGuide input for the method's variant (N, Cin, H', W')
     (vidmp3: C ⊙ D) and alpha (N,) the subject's share of pixels; both None for methods without
     MotionGuide. `video_unet`: the merged video UNet folder (`write_video_unet`), or None to build it
-    from the spec. Same inputs, config and seed give the same weights (on the same device).
+    from the spec. `subjects`: a clip's several subjects, one MotionGuide each (`SubjectMotionGuides`;
+    alpha is then (N, K)). Same inputs, config and seed give the same weights (on the same device).
     """
     device = _check_config(config)
-    _check_inputs(frames, guide, alpha, config.method)
+    _check_inputs(frames, guide, alpha, config.method, subjects if get_method(config.method).guide_variant else None)
     method = get_method(config.method)
     num_frames, height, width, _ = frames.shape
     precision = resolve_precision(config.precision, str(device))
@@ -212,13 +218,26 @@ def finetune(
     if method.guide_variant is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            motion_guide = MotionGuide(**motion_guide_config(
+            guide_config = motion_guide_config(
                 method.guide_variant, method.guide_layout, motion_slots(unet).values(), codec_factor(components.vae),
                 config.motion_guide_hidden, coarse=method.guide_lowest_only,
-            ))
+            )
+            if subjects is None:
+                motion_guide = MotionGuide(**guide_config)
+            else:  # the first subject's MotionGuide is drawn as the one of a one-subject clip
+                motion_guide = SubjectMotionGuides(
+                    guide_config, subjects.ids, sorted(set(motion_slots(unet).values())), codec_factor(components.vae)
+                )
         motion_guide.to(device).train()
         guide_tensor = torch.from_numpy(np.asarray(guide, dtype=np.float32)).to(device)
         alpha_tensor = torch.from_numpy(np.asarray(alpha, dtype=np.float32)).to(device)
+        labels_tensor = None if subjects is None else torch.from_numpy(subjects.labels).to(device)
+
+    def guide_vectors(start: int, stop: int):
+        window_inputs = (guide_tensor[start:stop], alpha_tensor[start:stop])
+        if labels_tensor is not None:
+            window_inputs += (labels_tensor[start:stop],)
+        return motion_guide(*window_inputs)
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(unet)
     unet.train()
@@ -246,7 +265,7 @@ def finetune(
             noise = torch.randn(clean.shape, generator=generator, device=device)
             noisy = scheduler.add_noise(clean, noise, timestep)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast):
-                vectors = motion_guide(guide_tensor[start:stop], alpha_tensor[start:stop]) if motion_guide else None
+                vectors = guide_vectors(start, stop) if motion_guide else None
             with video_attention.frames(window, vectors, config.guide_strength):
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast):
                     prediction = unet(noisy.to(unet.dtype), timestep, **text.unet_kwargs(window)).sample
@@ -262,7 +281,7 @@ def finetune(
             unet.eval()
             motion_guide.eval()
             with torch.no_grad():
-                vectors = motion_guide(guide_tensor[:window], alpha_tensor[:window])
+                vectors = guide_vectors(0, window)
             effect = measure_guide_effect(
                 unet, video_attention, vectors, config.guide_strength, latents[:, :, :window].to(unet.dtype),
                 text.unet_kwargs(window), scheduler, config.seed, autocast_dtype if autocast else None,
@@ -278,7 +297,10 @@ def finetune(
     resolved = {
         "model": asdict(spec),
         "finetune": asdict(config) | {"precision": precision},
-        "motion_guide": dict(motion_guide.config) if motion_guide else None,
+        "motion_guide": _guide_record(motion_guide),
+        "subjects": None if subjects is None or motion_guide is None else {
+            "ids": list(subjects.ids), "slots": [list(slot) for slot in motion_guide.slots], "latent_factor": motion_guide.latent_factor,
+        },
         "video": {"frames": num_frames, "height": height, "width": width, "prompt": prompt},
         "trainable": {
             "unet_tensors": len(trainable),
@@ -299,6 +321,13 @@ def finetune(
             write_guide_effect(tmp, effect, f"{config.method}: {prompt}")
 
 
+def _guide_record(motion_guide: MotionGuide | SubjectMotionGuides | None) -> dict | None:
+    """The MotionGuide config (each subject's, for a clip with several)."""
+    if motion_guide is None:
+        return None
+    return motion_guide.guide_config if isinstance(motion_guide, SubjectMotionGuides) else dict(motion_guide.config)
+
+
 def finetune_video(
     priors: str | os.PathLike,
     prompt: str,
@@ -309,13 +338,13 @@ def finetune_video(
 ) -> None:
     """`finetune` on a video's priors group (`results/priors/{video}.zarr`): its `frames`, and for
     MotionGuide methods the input of the method's variant built from `corr` and `depth` (the same
-    way editing builds it), with `alpha`."""
+    way editing builds it), with `alpha` (and, for a clip with several subjects, their ids `mask_given`)."""
     from vidmp3.store import read_array  # Zarr: only in the workflow's jobs
 
     priors = Path(priors)
     frames, _ = read_array(priors / "frames")
     variant = get_method(config.method).guide_variant
-    guide = alpha = None
+    guide = alpha = subjects = None
     if variant is not None:
         corr, _ = read_array(priors / "corr")
         depth, _ = read_array(priors / "depth")
@@ -325,8 +354,10 @@ def finetune_video(
                 f"corr {corr.shape[0]}, depth {depth.shape[0]}"
             )
         guide = guide_input(corr, depth, variant)
-        alpha, _ = read_array(priors / "alpha")
-    finetune(frames, guide, alpha, prompt, spec, config, out_dir, video_unet=video_unet)
+        alpha, alpha_attrs = read_array(priors / "alpha")
+        if alpha_attrs.get("subjects"):  # a clip with several subjects: their instance ids (vidmp3.subjects)
+            subjects = SubjectMap(tuple(alpha_attrs["subjects"]), read_array(priors / "mask_given")[0])
+    finetune(frames, guide, alpha, prompt, spec, config, out_dir, video_unet=video_unet, subjects=subjects)
 
 
 @dataclass
@@ -334,7 +365,7 @@ class Finetuned:
     """A fine-tuned video model: base components with the trained weights applied."""
 
     components: Components
-    motion_guide: MotionGuide | None
+    motion_guide: MotionGuide | SubjectMotionGuides | None
     method: str
     guide_strength: float
     config: dict
@@ -350,7 +381,7 @@ def load_finetuned(
     it) and apply the trained weights.
 
     The processors are not installed: the caller does `install_processors(finetuned.components.unet,
-    value_injection=finetuned.motion_guide is not None)` and feeds `motion_guide(guide, alpha)` with
+    value_injection=finetuned.motion_guide is not None)` and feeds `motion_guide(guide, alpha)` (`(guide, alpha, labels)` for several subjects) with
     `guide_strength` through `VideoAttention.frames(...)`.
     """
     weights_dir = Path(weights_dir)
@@ -374,7 +405,11 @@ def load_finetuned(
             parameter.copy_(trained[name])
     motion_guide = None
     if config["motion_guide"] is not None:
-        motion_guide = MotionGuide(**config["motion_guide"])
+        subjects = config.get("subjects")
+        motion_guide = (
+            MotionGuide(**config["motion_guide"]) if subjects is None
+            else SubjectMotionGuides(config["motion_guide"], subjects["ids"], subjects["slots"], subjects["latent_factor"])
+        )
         motion_guide.load_state_dict(load_file(weights_dir / "motion_guide.safetensors"))
         motion_guide.to(device=device, dtype=dtype).eval().requires_grad_(False)
     return Finetuned(components, motion_guide, method, config["finetune"]["guide_strength"], config)

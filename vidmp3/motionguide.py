@@ -253,3 +253,48 @@ def motion_guide_config(
         "slots": [list(slot) for slot in slots],
         "latent_factor": latent_factor,
     }
+
+
+class SubjectMotionGuides(nn.Module):
+    """One MotionGuide per subject of a clip, injected per token: V = W_V(z + lambda * sum_k m_k * phi_k).
+
+    Subject k's MotionGuide sees only its own guide (C ⊙ D on its pixels, its alpha). The spatial layout's
+    per-pixel vectors are already weighted by the subject's coverage of each cell and 0 elsewhere, so they
+    are summed as they are; a pooled vector is placed on its subject's cells, weighted by the subject's
+    mask area-pooled to the layer (m_k). The background gets none. With one subject and the spatial layout
+    this is exactly that subject's MotionGuide (the same per-pixel path, `MotionGuideValueProcessor`).
+    """
+
+    def __init__(self, guide_config: dict, subjects: Sequence[int], slots: Sequence[Sequence[int]], latent_factor: int):
+        super().__init__()
+        self.subjects = tuple(int(subject) for subject in subjects)
+        if not self.subjects or len(set(self.subjects)) != len(self.subjects):
+            raise ValueError(f"subjects {self.subjects} must be distinct ids")
+        self.slots = tuple((int(width), int(downsample)) for width, downsample in slots)
+        self.latent_factor = int(latent_factor)
+        self.guides = nn.ModuleList(MotionGuide(**guide_config) for _ in self.subjects)
+
+    @property
+    def guide_config(self) -> dict:
+        return dict(self.guides[0].config)
+
+    def forward(self, guide: torch.Tensor, alpha: torch.Tensor, labels: torch.Tensor) -> dict[tuple[int, int], torch.Tensor]:
+        """guide (N, Cin, H, W) of all subjects, alpha (N, K) each subject's share, labels (N, H, W) the
+        subject ids -> per-pixel vectors {(width, downsample): (N, h, w, width)}."""
+        if alpha.shape != (guide.shape[0], len(self.subjects)):
+            raise ValueError(f"alpha must have shape ({guide.shape[0]}, {len(self.subjects)}) (frames, subjects), got {tuple(alpha.shape)}")
+        if labels.shape != (guide.shape[0], *guide.shape[-2:]):
+            raise ValueError(f"labels must have shape {(guide.shape[0], *guide.shape[-2:])}, got {tuple(labels.shape)}")
+        total: dict[tuple[int, int], torch.Tensor] = {}
+        for index, (subject, motion_guide) in enumerate(zip(self.subjects, self.guides)):
+            member = (labels == subject).unsqueeze(1).to(guide.dtype)
+            own = motion_guide(guide * member, alpha[:, index])
+            if motion_guide.config.layout == "pooled":
+                own = {
+                    (width, downsample): F.avg_pool2d(member, self.latent_factor * downsample)[:, 0, :, :, None]
+                    * own[width][:, None, None, :]
+                    for width, downsample in self.slots
+                }
+            for key, vectors in own.items():
+                total[key] = vectors if key not in total else total[key] + vectors
+        return total

@@ -11,7 +11,7 @@ with log_to(snakemake.log[0]):
         frames=snakemake.input.frames,
         weights=snakemake.input.weights,
         video_unet=snakemake.input.video_unet,
-        priors={name: snakemake.input[name] for name in ("corr", "depth", "alpha") if name in snakemake.input.keys()},
+        priors={name: snakemake.input[name] for name in ("corr", "depth", "alpha", "subjects") if name in snakemake.input.keys()},
         source_prompt=snakemake.params.source_prompt,
         edits=snakemake.params.edits,
         settings=snakemake.params.settings,
