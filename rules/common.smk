@@ -15,7 +15,7 @@ from vidmp3.precision import video_model_dtype
 from vidmp3.model.spec import check_video_model, model_spec
 from vidmp3.prefetch import prior_models
 from vidmp3.windows import Window
-from vidmp3.subjects import parse_subjects
+from vidmp3.subjects import parse_scales, parse_subjects
 from vidmp3.priors.settings import (
     RENDERED_SOURCE,
     guide_inputs,
@@ -295,12 +295,13 @@ def edit_input(wildcards):
 
 
 def video_edits(wildcards):
-    """The video's edits for its one edit job: concept -> its prompt and the title of its strip."""
+    """The video's edits for its one edit job: concept -> its prompt, the title of its strip and its subjects' scales."""
     rows = EDITS[EDITS["video"] == wildcards.video]
     return {
         row["concept"]: {
             "prompt": row["prompt"],
             "title": f"{wildcards.video} / {row['concept']} ({wildcards.method}): {row['prompt']}",
+            "scales": {str(subject): scale for subject, scale in parse_scales(row["subject_scales"], config["edits"]).items()},
         }
         for _, row in rows.iterrows()
     }

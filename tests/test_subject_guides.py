@@ -123,6 +123,9 @@ def test_fine_tuning_trains_one_motionguide_per_subject_and_editing_loads_them(t
     priors = SourcePriors(corr, depth, alpha, subjects)
     model = load_video_model(tmp_path / "weights", 4, priors, "cpu", torch.float32)
     assert all(isinstance(key, tuple) for key in model.vectors)
+    resized = model.with_priors(priors.scaled({2: 1.5}))
+    assert resized.finetuned is model.finetuned and resized.vectors.keys() == model.vectors.keys()
+    assert any(not torch.equal(resized.vectors[key], model.vectors[key]) for key in model.vectors)
     with pytest.raises(Exception, match="trained for subjects"):
         load_video_model(tmp_path / "weights", 4, SourcePriors(corr, depth, alpha[:, 0]), "cpu", torch.float32)
 

@@ -35,7 +35,8 @@ def test_a_two_subject_edit_plans_and_runs(tmp_path):
     videos[1] += "\t1=a cube; 2=a cone"
     (tmp_path / "config" / "videos.tsv").write_text("\n".join(videos) + "\n")
     (tmp_path / "config" / "edits.tsv").write_text(
-        "video\tconcept\tprompt\tkind\tsubjects\n" "two\ttiger-fox\ta tiger and a fox\tcross-domain\t1=a tiger; 2=a fox\n"
+        "video\tconcept\tprompt\tkind\tsubjects\tsubject_scales\n"
+        "two\ttiger-fox\ta tiger and a fox\tcross-domain\t1=a tiger; 2=a fox\t2=1.5\n"
     )
     targets = ("results/edits/two_tiger-fox.mp4", "results/eval/vidmp3/two_tiger-fox.json")
     jobs = planned_jobs(tmp_path, *targets)
@@ -49,6 +50,8 @@ def test_a_two_subject_edit_plans_and_runs(tmp_path):
     weights = json.loads((tmp_path / "results" / "weights" / "vidmp3" / "two" / "config.json").read_text())
     assert weights["subjects"]["ids"] == [1, 2]
     assert (tmp_path / "results" / "edits" / "two_tiger-fox.mp4").stat().st_size > 0
+    record = json.loads((tmp_path / "results" / "methods" / "vidmp3" / "two" / "edits.json").read_text())
+    assert record["edits"]["tiger-fox"]["subject_scales"] == {"2": 1.5}
 
     # a bad mapping stops the workflow at parse time, naming sheet, line, column and fix
     (tmp_path / "config" / "edits.tsv").write_text(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from vidmp3.model.presets import TextConditioning, configure_device, resolve_dty
 from vidmp3.model.processors import VideoAttention, install_processors
 from vidmp3.methods import get_method
 from vidmp3.motionguide import SubjectMotionGuides, guide_input
-from vidmp3.subjects import SubjectMap
+from vidmp3.subjects import SubjectMap, scale_about_centroid
 from vidmp3.windows import Window, blend_windows
 
 
@@ -42,6 +42,10 @@ class VideoModel:
     vectors: dict[int, torch.Tensor] | None
     num_frames: int
     window: Window
+
+    def with_priors(self, priors: SourcePriors) -> VideoModel:
+        """The same loaded model guided by other priors (an edit's scaled subjects)."""
+        return replace(self, vectors=guide_vectors(self.finetuned, priors, self.num_frames, "edit"))
 
     @torch.no_grad()
     def predict(self, latents: torch.Tensor, timestep: torch.Tensor, text: TextConditioning) -> torch.Tensor:
@@ -96,6 +100,43 @@ class SourcePriors:
             subject_map = SubjectMap(tuple(attrs["subjects"]), labels)
         return cls(*arrays, subjects=subject_map)
 
+    def scaled(self, scales: dict[int, float]) -> SourcePriors:
+        """An edit's priors with each named subject's region (map, corr, depth) scaled about its centroid
+        (`vidmp3.subjects.scale_about_centroid`): the edit's `subject_scales`. Alpha follows the regions."""
+        if not scales or all(scale == 1.0 for scale in scales.values()):
+            return self
+        if self.subjects is None or not set(scales) <= set(self.subjects.ids):
+            raise InputError(f"subject scales {scales} need those subjects in the priors (subjects {self.subjects and self.subjects.ids})")
+        labels, arrays = self.subjects.labels, [self.corr, self.depth]
+        for subject, scale in scales.items():
+            labels, arrays = scale_about_centroid(labels, arrays, subject, scale)
+        alpha = np.stack([(labels == subject).mean(axis=(1, 2)) for subject in self.subjects.ids], axis=1).astype(np.float32)
+        return SourcePriors(*arrays, alpha, subjects=SubjectMap(self.subjects.ids, labels))
+
+
+def guide_vectors(finetuned: Finetuned, priors: SourcePriors | None, num_frames: int, where: str) -> dict | None:
+    """The MotionGuide vectors of `priors` for the method's input variant (None for methods without MotionGuide),
+    on the model's device and dtype; one MotionGuide per subject where the model was trained so."""
+    variant = get_method(finetuned.method).guide_variant
+    if variant is None:
+        return None
+    if priors is None:
+        raise InputError(f"{where}: method {finetuned.method!r} needs the source's priors (corr, depth, alpha)")
+    if priors.corr.shape[0] != num_frames:
+        raise InputError(f"the clip has {num_frames} frames but its priors have {priors.corr.shape[0]}")
+    parameter = next(finetuned.motion_guide.parameters())  # loaded on the caller's device and dtype
+    device, dtype = parameter.device, parameter.dtype
+    guide = torch.from_numpy(guide_input(priors.corr, priors.depth, variant)).to(device=device, dtype=dtype)
+    inputs = (guide, torch.from_numpy(priors.alpha).to(device=device, dtype=dtype))
+    if isinstance(finetuned.motion_guide, SubjectMotionGuides):
+        if priors.subjects is None or priors.subjects.ids != finetuned.motion_guide.subjects:
+            raise InputError(f"{where}: trained for subjects {finetuned.motion_guide.subjects}; the priors have {priors.subjects and priors.subjects.ids}")
+        inputs += (torch.from_numpy(priors.subjects.labels).to(device),)
+    elif priors.subjects is not None:
+        raise InputError(f"{where}: trained with one MotionGuide; the priors have subjects {priors.subjects.ids}")
+    with torch.no_grad():
+        return finetuned.motion_guide(*inputs)
+
 
 def load_video_model(
     weights: str | os.PathLike,
@@ -111,24 +152,7 @@ def load_video_model(
     MotionGuide take no priors). `window`: the motion module's temporal window (None: the whole clip
     in one, as far as the motion module reaches)."""
     finetuned = load_finetuned(weights, device, dtype, video_unet=video_unet)
-    variant = get_method(finetuned.method).guide_variant
-    vectors = None
-    if variant is not None:
-        if priors is None:
-            raise InputError(f"{weights}: method {finetuned.method!r} needs the source's priors (corr, depth, alpha)")
-        if priors.corr.shape[0] != num_frames:
-            raise InputError(f"the clip has {num_frames} frames but its priors have {priors.corr.shape[0]}")
-        guide = torch.from_numpy(guide_input(priors.corr, priors.depth, variant)).to(device=device, dtype=dtype)
-        alpha = torch.from_numpy(priors.alpha).to(device=device, dtype=dtype)
-        inputs = (guide, alpha)
-        if isinstance(finetuned.motion_guide, SubjectMotionGuides):
-            if priors.subjects is None or priors.subjects.ids != finetuned.motion_guide.subjects:
-                raise InputError(f"{weights}: trained for subjects {finetuned.motion_guide.subjects}; the priors have {priors.subjects and priors.subjects.ids}")
-            inputs += (torch.from_numpy(priors.subjects.labels).to(device),)
-        elif priors.subjects is not None:
-            raise InputError(f"{weights}: trained with one MotionGuide; the priors have subjects {priors.subjects.ids}")
-        with torch.no_grad():
-            vectors = finetuned.motion_guide(*inputs)
+    vectors = guide_vectors(finetuned, priors, num_frames, f"{weights}")
     max_frames = finetuned.components.unet.config.motion_max_seq_length
     window = window or Window(frames=num_frames, stride=num_frames)
     if min(window.frames, num_frames) > max_frames:
@@ -242,8 +266,10 @@ def edit_video(
     source_prompt: str,
     edits: dict[str, str],
     settings: EditSettings,
+    scales: dict[str, dict[int, float]] | None = None,
 ) -> tuple[torch.Tensor, dict[str, np.ndarray], dict[str, float]]:
-    """Invert the source once and sample every edit (concept -> prompt) through one loaded model.
+    """Invert the source once and sample every edit (concept -> prompt) through one loaded model;
+    `scales` (concept -> {subject: scale}): an edit's subjects resized about their centroids in its guide.
 
     One load per video instead of one per edit: on a GPU a load costs more than an edit. Returns the
     inverted latents, each concept's frames (uint8 (N, H, W, 3)) and each edit's sampling seconds.
@@ -271,7 +297,9 @@ def edit_video(
     clips, seconds = {}, {}
     for concept, text in texts.items():
         start = time.perf_counter()
-        latents = ddim_sample(model, inverted, text, settings.steps, settings.guidance_scale, settings.unguided_steps)
+        scaled = (scales or {}).get(concept)
+        edit_model = model.with_priors(priors.scaled(scaled)) if scaled and model.vectors is not None else model
+        latents = ddim_sample(edit_model, inverted, text, settings.steps, settings.guidance_scale, settings.unguided_steps)
         clips[concept] = components.decode_latents(latents)
         seconds[concept] = time.perf_counter() - start
     return inverted, clips, seconds
@@ -280,7 +308,7 @@ def edit_video(
 def edit_job(
     frames, weights, video_unet, priors: dict, source_prompt: str, edits: dict, settings: dict, out_dir
 ) -> None:
-    """The edit rule: one video's inversion and all its edits (concept -> {prompt, title}) into `out_dir`:
+    """The edit rule: one video's inversion and all its edits (concept -> {prompt, title, scales}) into `out_dir`:
     `<concept>.mp4` at the source's sampled frame rate, `<concept>.png` (source above edit),
     `latents.safetensors` (source and inverted) and `edits.json`."""
     from vidmp3.store import read_array  # Zarr, PyAV and the strips: only in the workflow's jobs
@@ -290,8 +318,10 @@ def edit_job(
     source_priors = SourcePriors.read(**priors) if priors else None
     fields = [name for name in EditSettings.__dataclass_fields__ if name != "window"]
     edit_settings = EditSettings(**{name: settings[name] for name in fields}, window=Window(**settings["window"]))
+    scales = {concept: {int(subject): scale for subject, scale in edit["scales"].items()} for concept, edit in edits.items()}
     inverted, clips, seconds = edit_video(
-        weights, video_unet, source_priors, source_prompt, {concept: edit["prompt"] for concept, edit in edits.items()}, edit_settings
+        weights, video_unet, source_priors, source_prompt, {concept: edit["prompt"] for concept, edit in edits.items()},
+        edit_settings, scales,
     )
     source = load_file(Path(weights) / LATENTS_FILE)["source"]
     fps = (attrs["fps"] or settings["folder_fps"]) / attrs["stride"]
@@ -304,6 +334,9 @@ def edit_job(
         record = {
             "source_prompt": source_prompt,
             "settings": settings,
-            "edits": {concept: {"prompt": edits[concept]["prompt"], "seconds": seconds[concept]} for concept in clips},
+            "edits": {
+                concept: {"prompt": edits[concept]["prompt"], "subject_scales": scales[concept], "seconds": seconds[concept]}
+                for concept in clips
+            },
         }
         (tmp / "edits.json").write_text(json.dumps(record, indent=2))

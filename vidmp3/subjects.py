@@ -117,3 +117,40 @@ class SubjectMap:
     def masks(self) -> np.ndarray:
         """bool (K, N, H, W), subject by subject in the order of `ids`."""
         return np.stack([self.mask(subject) for subject in self.ids])
+
+
+def scale_about_centroid(labels: np.ndarray, arrays: list[np.ndarray], subject: int, scale: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Subject `subject` grown or shrunk by `scale` about its centroid in every frame, in the subject map
+    and in per-pixel `arrays` ((N, H, W, ...) each, e.g. corr and depth).
+
+    Why the centroid: it is the subject's trajectory in the image, so a resized subject keeps its
+    path (the motion the MotionGuide carries) and changes only its extent. Each output pixel p takes
+    the value at c + (p - c) / scale (nearest pixel) from the subject's own pixels; the grown subject
+    covers the background only, never another subject, which keeps its own pixels.
+    """
+    if not (np.isfinite(scale) and scale > 0):
+        raise InputError(f"subject {subject}'s scale {scale} must be positive")
+    labels = labels.copy()
+    arrays = [array.copy() for array in arrays]
+    height, width = labels.shape[1:]
+    ys, xs = np.mgrid[0:height, 0:width]
+    for frame in range(len(labels)):
+        own = labels[frame] == subject
+        if not own.any():
+            continue
+        cy, cx = ys[own].mean(), xs[own].mean()
+        source_y = np.rint(cy + (ys - cy) / scale).astype(int)
+        source_x = np.rint(cx + (xs - cx) / scale).astype(int)
+        inside = (source_y >= 0) & (source_y < height) & (source_x >= 0) & (source_x < width)
+        reached = np.zeros_like(own)
+        reached[inside] = own[source_y[inside], source_x[inside]]
+        free = (labels[frame] == 0) | own
+        target = reached & free
+        vacated = own & ~reached
+        for array in arrays:
+            values = array[frame][source_y[target], source_x[target]]
+            array[frame][vacated] = 0
+            array[frame][target] = values
+        labels[frame][vacated] = 0
+        labels[frame][target] = subject
+    return labels, arrays
