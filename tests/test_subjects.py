@@ -171,3 +171,18 @@ def test_every_subject_must_show_in_frame_zero(two_subject_group):
     write_array(group / "mask_given", hidden, {"subjects": [1, 2], "masks": "m"})
     with pytest.raises(InputError, match="subject 2 is not in its instance mask of frame 0"):
         mask_stage(group / "frames", group / "mask", "given", {}, given=group / "mask_given")
+
+
+def test_a_video_with_subjects_reads_its_instance_ids_and_needs_the_given_masks():
+    import pandas as pd
+
+    from vidmp3.priors.settings import guide_inputs, prior_inputs, prior_params
+
+    config = {"priors": {"mask": "motion", "corr": "", "depth": ""}, "model": {"preset": "tiny"}, "render": {"clips": {}}, "toyworld": {"clips": {}}}
+    row = pd.Series({"source": "clips/two", "masks": "clips/two-masks", "corr_backend": "", "mask_backend": "",
+                     "depth_backend": "", "subject_class": "", "subjects": "1=a cube; 2=a cone"}, name="two")
+    assert prior_inputs("corr", row, config)["subjects"] == "results/priors/two.zarr/mask_given"
+    assert guide_inputs(row)["subjects"] == "results/priors/two.zarr/mask_given"
+    with pytest.raises(InputError, match="video two has subjects, which need mask backend 'given'"):
+        prior_params("mask", row, config)
+    assert "subjects" not in guide_inputs(row.drop("subjects"))

@@ -4,6 +4,12 @@
 (`frames`, `mask_given`, `corr`, `mask`, `depth`, `guide`, `alpha`), atomically (its temporary
 outside the group, `vidmp3.atomic`), so stages can rerun independently and a failed or killed
 stage leaves nothing the group would list.
+
+A video with several subjects (`vidmp3.subjects`) keeps this layout: `mask_given` holds its instance ids
+(uint8, 0 = background, attribute `subjects`), `mask` their union; `corr`, `depth` and `guide` hold each
+subject's own prior on its own pixels (subjects never share a pixel, so one array holds them all:
+each matched within itself and coloured by its own frame-0 box, depth normalised per subject), and
+`alpha` is (N, K), each subject's share, in the order of `subjects`.
 """
 
 from __future__ import annotations

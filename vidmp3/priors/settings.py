@@ -52,6 +52,11 @@ def prior_backend(prior: str, row: pd.Series, config: dict[str, Any]) -> str:
 def prior_params(prior: str, row: pd.Series, config: dict[str, Any]) -> dict[str, Any]:
     """{'backend', 'options'} (+ 'class_name' for learned mask backends) for the rule of `prior`."""
     backend = prior_backend(prior, row, config)
+    if prior == "mask" and row.get("subjects") and backend != "given":
+        raise InputError(
+            f"video {row.name} has subjects, which need mask backend 'given' (its instance masks), not {backend!r}; "
+            "fix: set its mask_backend column to given"
+        )
     params = {"backend": backend, "options": dict(config["priors"].get(backend, {}))}
     if prior == "mask" and backend in LEARNED_BACKENDS:
         if not row.get("subject_class"):
