@@ -342,6 +342,8 @@ def evaluate_input(wildcards):
         "edits": f"results/methods/{wildcards.method}/{wildcards.video}",
     }
     row = video_row(wildcards)
+    if row["subjects"]:
+        inputs["subjects"] = f"results/priors/{wildcards.video}.zarr/mask_given"
     return inputs | ({"truth": rendered_truth(row, rendered_clips(config))} if RENDERED_SOURCE.match(row["source"]) else {})
 
 

@@ -79,6 +79,7 @@ METRICS = {
     "clip_temporal_consistency": Metric("CLIP temporal consistency", True),
     "warp_error": Metric("warp error", False),
     "motion_fidelity": Metric("motion fidelity", True),
+    "worst_subject_motion_fidelity": Metric("motion fidelity, worst subject", True),
     "trajectory_error_px": Metric("trajectory error (px)", False),
     "size_log_error": Metric("size error (log)", False),
 }
@@ -323,12 +324,15 @@ def evaluate_edit(
     flow_method: str = "dis",
     still_px: float = STILL_PX,
     segment_threshold: float = SEGMENT_THRESHOLD,
+    subjects: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Measure one edit against its source and write the record (JSON, atomically) to `out`.
 
     `source_frames`/`source_mask`: the priors group's `frames` and subject mask arrays; `edit`: the
     edited clip (video file or Zarr frames array, same frame count and size); `truth`: the rendered
-    clip's truth.zarr, or None for real clips. Unavailable metrics are null with a reason."""
+    clip's truth.zarr, or None for real clips; `subjects`: the instance ids (`mask_given`) of a clip with
+    several subjects, whose motion fidelity is then also measured per subject (the worst one is a metric:
+    the union's hides a subject that lost its motion). Unavailable metrics are null with a reason."""
     if method not in METHODS:
         raise InputError(f"method {method!r} is unknown; choose one of {', '.join(METHODS)}")
     source, frames_attrs = read_array(source_frames)
@@ -341,7 +345,7 @@ def evaluate_edit(
     if mask.shape != source.shape[:3]:
         raise InputError(f"{source_mask}: mask {mask.shape} does not match the frames {source.shape[:3]}")
 
-    metrics: dict[str, float | None] = dict.fromkeys(METRICS)
+    metrics: dict[str, float | None] = dict.fromkeys(name for name in METRICS if subjects or name != "worst_subject_motion_fidelity")
     not_available: dict[str, str] = {}
     details: dict[str, Any] = {"frames": len(source), "size": [source.shape[2], source.shape[1]]}
 
@@ -367,6 +371,18 @@ def evaluate_edit(
         metrics["motion_fidelity"] = motion_fidelity(source_tracks, edit_tracks, still_px)
     else:
         not_available["motion_fidelity"] = "the source subject mask is empty in frame 0"
+    if subjects is not None:
+        labels, labels_attrs = read_array(subjects)
+        per_subject = {}
+        for subject in labels_attrs["subjects"]:
+            subject_points = grid_points(labels[0] == subject)
+            if len(subject_points):
+                per_subject[str(subject)] = motion_fidelity(track_points(source, subject_points), track_points(edited, subject_points), still_px)
+        details["motion_fidelity_per_subject"] = per_subject
+        if per_subject:
+            metrics["worst_subject_motion_fidelity"] = min(per_subject.values())
+        else:
+            not_available["worst_subject_motion_fidelity"] = "no subject has a tracked point in frame 0"
 
     if truth is None:
         for name in ("trajectory_error_px", "size_log_error"):

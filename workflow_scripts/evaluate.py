@@ -12,6 +12,7 @@ with log_to(snakemake.log[0]):
         snakemake.params.edit_video,
         snakemake.output.metrics,
         truth=snakemake.input.get("truth"),
+        subjects=snakemake.input.get("subjects"),
         **snakemake.params.edit,
         **snakemake.params.settings,
     )
