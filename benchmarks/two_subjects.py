@@ -41,6 +41,10 @@ from vidmp3.toyworld.world import HELD_OUT_SEED
 ARMS = {"per-subject": ("vidmp3-spatial", ts.subject_priors), "shared": ("vidmp3-spatial", ts.shared_priors), "none": ("no-motionguide", None)}
 
 
+PAIRS = (("per-subject", "none"), ("shared", "none"), ("per-subject", "shared"))
+"""The paired differences printed under the table."""
+
+
 def run_clips(first_seed: int, clips: int, scale: float, arms: list[str], config: BenchmarkConfig) -> pd.DataFrame:
     spec = model_spec("toyworld")
     classifier = load_classifier(TOYWORLD_WEIGHTS / "classifier")
@@ -93,11 +97,26 @@ def print_table(rows: pd.DataFrame) -> None:
     for method, group in rows.groupby("method", sort=False):
         cells = []
         for metric in metrics:
-            per_clip = group.groupby("clip_seed")[metric].mean()
-            mean = per_clip.mean()
+            mean = group[metric].mean()  # over clips and subjects, the statistic the bootstrap resamples
             low, high = bootstrap_interval(group[metric], group["clip_seed"])
             cells.append(f"{mean:.3f} [{low:.3f}, {high:.3f}]" if np.isfinite(mean) else "n/a")
         print(f"| {method} | " + " | ".join(cells) + " |")
+    print("\nPaired differences (same clips and subjects; mean [95% bootstrap interval over clips]):\n")
+    paired = ("trajectory_error", "path_swap", "shape_correct", "leakage", "size_error")
+    print("| difference | " + " | ".join(paired) + " |")
+    print("|---" * (len(paired) + 1) + "|")
+    keyed = rows.set_index(["method", "clip_seed", "subject"])
+    for first, second in PAIRS:
+        if first not in keyed.index.get_level_values(0) or second not in keyed.index.get_level_values(0):
+            continue
+        difference = (keyed.loc[first, list(paired)] - keyed.loc[second, list(paired)]).reset_index()
+        cells = []
+        for metric in paired:
+            both = difference.dropna(subset=[metric])
+            mean = both[metric].mean()
+            low, high = bootstrap_interval(both[metric], both["clip_seed"])
+            cells.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+        print(f"| {first} − {second} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
