@@ -233,11 +233,13 @@ def finetune(
         alpha_tensor = torch.from_numpy(np.asarray(alpha, dtype=np.float32)).to(device)
         labels_tensor = None if subjects is None else torch.from_numpy(subjects.labels).to(device)
 
-    def guide_vectors(start: int, stop: int):
+    def window_vectors(start: int, stop: int):
+        """MotionGuide's vectors of frames start..stop (with the subject map for several subjects)."""
         window_inputs = (guide_tensor[start:stop], alpha_tensor[start:stop])
         if labels_tensor is not None:
             window_inputs += (labels_tensor[start:stop],)
         return motion_guide(*window_inputs)
+
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(unet)
     unet.train()
@@ -265,7 +267,7 @@ def finetune(
             noise = torch.randn(clean.shape, generator=generator, device=device)
             noisy = scheduler.add_noise(clean, noise, timestep)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast):
-                vectors = guide_vectors(start, stop) if motion_guide else None
+                vectors = window_vectors(start, stop) if motion_guide else None
             with video_attention.frames(window, vectors, config.guide_strength):
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast):
                     prediction = unet(noisy.to(unet.dtype), timestep, **text.unet_kwargs(window)).sample
@@ -281,7 +283,7 @@ def finetune(
             unet.eval()
             motion_guide.eval()
             with torch.no_grad():
-                vectors = guide_vectors(0, window)
+                vectors = window_vectors(0, window)
             effect = measure_guide_effect(
                 unet, video_attention, vectors, config.guide_strength, latents[:, :, :window].to(unet.dtype),
                 text.unet_kwargs(window), scheduler, config.seed, autocast_dtype if autocast else None,
@@ -381,8 +383,9 @@ def load_finetuned(
     it) and apply the trained weights.
 
     The processors are not installed: the caller does `install_processors(finetuned.components.unet,
-    value_injection=finetuned.motion_guide is not None)` and feeds `motion_guide(guide, alpha)` (`(guide, alpha, labels)` for several subjects) with
-    `guide_strength` through `VideoAttention.frames(...)`.
+    value_injection=finetuned.motion_guide is not None)` and feeds `motion_guide(guide, alpha)` (for
+    several subjects `motion_guide(guide, alpha, labels)`) with `guide_strength` through
+    `VideoAttention.frames(...)`.
     """
     weights_dir = Path(weights_dir)
     config_path = weights_dir / "config.json"

@@ -8,7 +8,9 @@
   so the motion representation changes what is mixed across frames, not where attention looks.
   phi is either one vector per frame and width (the paper's pooled MotionGuide, broadcast over
   pixels) or one vector per frame and pixel of the layer (the spatial MotionGuide), keyed by
-  (width, downsample): the layer's resolution is the latents' divided by `downsample`.
+  (width, downsample): the layer's resolution is the latents' divided by `downsample`. A clip with
+  several subjects comes here as per-pixel vectors too, each subject's on its own pixels
+  (`vidmp3.motionguide.SubjectMotionGuides`).
 
 The UNet's motion blocks do not forward `cross_attention_kwargs`, so the frame count and the
 per-frame vectors reach the processors through a shared `FrameState`, set only inside
