@@ -28,7 +28,7 @@ from vidmp3.priors import compute_depth, compute_matches, matches_to_corr
 from vidmp3.priors.depth import normalise_depth
 from vidmp3.priors.render import align_truth, render_nearness
 from vidmp3.scene import RenderedClip, rotation_matrix
-from vidmp3.subjects import SubjectMap, scale_about_centroid
+from vidmp3.subjects import SubjectMap
 from vidmp3.synthetic import render_clip, resting_height
 from vidmp3.toyworld import world
 from vidmp3.toyworld.classifier import classify
@@ -61,11 +61,6 @@ class TwoSubjectPlan:
     @property
     def target_caption(self) -> str:
         return " ".join(world.caption(*target) for target in self.targets)
-
-    @property
-    def subjects(self) -> str:
-        """The edit's `subjects` cell (vidmp3.subjects)."""
-        return "; ".join(f"{subject}={world.caption(*target)}" for subject, target in zip(SUBJECTS, self.targets))
 
 
 def plan_two_subjects(seed: int, scales: tuple[float, float] = (1.0, 1.0)) -> TwoSubjectPlan:
@@ -174,16 +169,6 @@ def shared_priors(clip: TwoSubjectClip) -> SourcePriors:
     depth = normalise_depth(nearness, union)
     alpha = union.mean(axis=(1, 2)).astype(np.float32)
     return SourcePriors(corr.astype(np.float16).astype(np.float32), depth.astype(np.float16).astype(np.float32), alpha)
-
-
-def scaled_priors(priors: SourcePriors, scales: tuple[float, float]) -> SourcePriors:
-    """The edit's per-subject priors with each subject's guide region scaled about its centroid."""
-    labels, (corr, depth) = priors.subjects.labels, (priors.corr, priors.depth)
-    for subject, scale in zip(SUBJECTS, scales):
-        if scale != 1.0:
-            labels, (corr, depth) = scale_about_centroid(labels, [corr, depth], subject, scale)
-    alpha = np.stack([(labels == subject).mean(axis=(1, 2)) for subject in SUBJECTS], axis=1).astype(np.float32)
-    return SourcePriors(corr, depth, alpha, subjects=SubjectMap(SUBJECTS, labels))
 
 
 _CHROMA = np.array([np.asarray(rgb) / np.sum(rgb) for rgb in world.COLOURS.values()])
