@@ -7,6 +7,7 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)  # import vidmp3 from this checkout even without installing it
 
 from vidmp3.cache_keys import check_cache_location, key_by_content
+from vidmp3.edit_schedule import check_edit_schedule
 from vidmp3.config import ID_PATTERN, check_sheet_paths, load_config, load_edits, load_videos, parse_size
 from vidmp3.errors import InputError
 from vidmp3.logs import exit_on_input_error
@@ -42,6 +43,7 @@ with exit_on_input_error():  # a bad config, sheet or path stops Snakemake here 
             "are under both render: clips: and toyworld: clips:; rename one"
         )
     Window(**config["window"])  # a stride longer than the window stops here, before any job
+    check_edit_schedule(config["inversion"]["steps"], config["editing"]["steps"], config["editing"]["strength"], config["editing"]["unguided_steps"])
     VIDEOS = load_videos(config["videos"], SCHEMAS)
     EDITS = load_edits(config["edits"], VIDEOS, SCHEMAS)
     check_sheet_paths(VIDEOS, config["videos"], {path.format(clip=clip) for clip in rendered_clips(config) for path in RENDERED_PATHS})
@@ -300,6 +302,7 @@ def edit_params(wildcards):
         "steps": settings["steps"],
         "guidance_scale": settings["guidance_scale"],
         "unguided_steps": settings["unguided_steps"],
+        "strength": settings["strength"],
         "negative_prompt": settings["negative_prompt"],
         "folder_fps": settings["folder_fps"],
         "device": config["device"],

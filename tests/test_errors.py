@@ -93,6 +93,14 @@ def test_the_video_model_is_checked_before_any_job(tmp_path, monkeypatch, case):
     assert_stopped_before_any_job(workdir, snakemake(workdir, check=False), *expected)
 
 
+def test_an_edit_schedule_that_cannot_meet_stops_before_any_job(tmp_path):
+    config = {**SMALL_CONFIG, "inversion": {"steps": 4}, "editing": {"steps": 2, "strength": 0.5}}
+    workdir = folder_workflow(tmp_path / "work", config=config)
+    assert_stopped_before_any_job(
+        workdir, snakemake(workdir, check=False), "editing strength 0.5 needs inversion: steps (4) equal to editing: steps (2)"
+    )
+
+
 def test_a_target_of_an_unknown_video_is_one_line_while_planning(tmp_path):
     workdir = folder_workflow(tmp_path)
     result = snakemake(workdir, "results/priors/nosuch.zarr/corr", check=False)

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
+from vidmp3.edit_schedule import check_edit_schedule, sampled_steps
 from vidmp3.errors import InputError
 from vidmp3.finetune import LATENTS_FILE, Finetuned, load_finetuned
 from vidmp3.model.presets import TextConditioning, configure_device, resolve_dtype
@@ -120,11 +121,14 @@ def load_video_model(
 
 
 @torch.no_grad()
-def ddim_invert(model: VideoModel, latents: torch.Tensor, text: TextConditioning, steps: int) -> torch.Tensor:
-    """Clean latents (1, C, N, h, w) -> the noise latents that DDIM sampling maps back to them."""
+def ddim_invert(
+    model: VideoModel, latents: torch.Tensor, text: TextConditioning, steps: int, strength: float = 1.0
+) -> torch.Tensor:
+    """Clean latents (1, C, N, h, w) -> the noise latents that DDIM sampling maps back to them; with
+    `strength` below 1, the partly noised latents at the timestep where that share of the schedule ends."""
     scheduler = DDIMInverseScheduler.from_config(model.finetuned.components.scheduler_config)
     scheduler.set_timesteps(steps, device=latents.device)
-    for timestep in tqdm(scheduler.timesteps, desc="DDIM inversion"):
+    for timestep in tqdm(scheduler.timesteps[: sampled_steps(steps, strength)], desc="DDIM inversion"):
         prediction = model.predict(latents, timestep, text)
         latents = scheduler.step(prediction, timestep, latents).prev_sample
     return latents
@@ -138,22 +142,26 @@ def ddim_sample(
     steps: int,
     guidance_scale: float,
     unguided_steps: int = 0,
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """DDIM sampling from inverted latents. With guidance_scale > 1, `text` holds two prompts
     (negative first, then the edit) and classifier-free guidance mixes their predictions, except in
     the first `unguided_steps` (the noisiest), which take the edit prompt's prediction alone: guidance
-    pulls the sample off the path its inverted latents encode (issue 14: the trajectory is lost)."""
+    pulls the sample off the path its inverted latents encode (issue 14: the trajectory is lost).
+    With `strength` below 1 only the last share of the schedule is sampled, from latents that
+    `ddim_invert` stopped at the same timestep (same `steps` and `strength`)."""
     scheduler = DDIMScheduler.from_config(model.finetuned.components.scheduler_config)
     scheduler.set_timesteps(steps, device=noise.device)
     guided = guidance_scale > 1.0
     expected_prompts = 2 if guided else 1
     if text.hidden_states.shape[0] != expected_prompts:
         raise ValueError(f"guidance scale {guidance_scale} needs {expected_prompts} prompt(s), got {text.hidden_states.shape[0]}")
-    if not 0 <= unguided_steps <= steps:
-        raise InputError(f"editing unguided_steps must be between 0 and the {steps} sampling steps, got {unguided_steps}")
+    count = sampled_steps(steps, strength)
+    if not 0 <= unguided_steps <= count:
+        raise InputError(f"editing unguided_steps must be between 0 and the {count} sampled steps, got {unguided_steps}")
     edit_text = text.select(expected_prompts - 1)
     latents = noise
-    for index, timestep in enumerate(tqdm(scheduler.timesteps, desc="DDIM sampling")):
+    for index, timestep in enumerate(tqdm(scheduler.timesteps[steps - count :], desc="DDIM sampling")):
         if guided and index >= unguided_steps:
             unconditional, conditional = model.predict(torch.cat([latents, latents]), timestep, text).chunk(2)
             prediction = unconditional + guidance_scale * (conditional - unconditional)
@@ -163,13 +171,15 @@ def ddim_sample(
     return latents
 
 
-def invert_frames(model: VideoModel, frames: np.ndarray, prompt: str, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+def invert_frames(
+    model: VideoModel, frames: np.ndarray, prompt: str, steps: int, strength: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 frames (N, H, W, 3) -> their clean latents and the inverted noise latents, through a loaded
     model (so one load serves the inversion and every edit of an in-process run, as the ToyWorld benchmark does)."""
     components = model.finetuned.components
     source = components.encode_frames(frames)
     text = components.encode_prompt([prompt], frames.shape[1], frames.shape[2])
-    return source, ddim_invert(model, source, text, steps)
+    return source, ddim_invert(model, source, text, steps, strength)
 
 
 def sample_edit(
@@ -182,13 +192,14 @@ def sample_edit(
     height: int,
     width: int,
     unguided_steps: int = 0,
+    strength: float = 1.0,
 ) -> np.ndarray:
     """The edited clip (uint8 (N, H, W, 3)) sampled from inverted latents through a loaded model."""
     if not prompt.strip():
         raise InputError("the edited prompt is empty")
     prompts = [negative_prompt, prompt] if guidance_scale > 1.0 else [prompt]
     text = model.finetuned.components.encode_prompt(prompts, height, width)
-    latents = ddim_sample(model, noise, text, steps, guidance_scale, unguided_steps)
+    latents = ddim_sample(model, noise, text, steps, guidance_scale, unguided_steps, strength)
     return model.finetuned.components.decode_latents(latents)
 
 
@@ -211,7 +222,11 @@ class EditSettings:
     device: str
     dtype: str  # auto, float32, bfloat16 or float16
     unguided_steps: int = 0  # the first (noisiest) sampling steps without classifier-free guidance
+    strength: float = 1.0  # share of the DDIM schedule inverted and sampled back (1: to the last timestep)
     window: Window = Window()
+
+    def __post_init__(self) -> None:
+        check_edit_schedule(self.inversion_steps, self.steps, self.strength, self.unguided_steps)
 
 
 def edit_video(
@@ -246,11 +261,13 @@ def edit_video(
         for concept, prompt in edits.items()
     }
     components.offload_encoders(vae=False)
-    inverted = ddim_invert(model, source.to(device=device, dtype=dtype), source_text, settings.inversion_steps)
+    inverted = ddim_invert(model, source.to(device=device, dtype=dtype), source_text, settings.inversion_steps, settings.strength)
     clips, seconds = {}, {}
     for concept, text in texts.items():
         start = time.perf_counter()
-        latents = ddim_sample(model, inverted, text, settings.steps, settings.guidance_scale, settings.unguided_steps)
+        latents = ddim_sample(
+            model, inverted, text, settings.steps, settings.guidance_scale, settings.unguided_steps, settings.strength
+        )
         clips[concept] = components.decode_latents(latents)
         seconds[concept] = time.perf_counter() - start
     return inverted, clips, seconds

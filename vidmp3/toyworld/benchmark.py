@@ -51,6 +51,7 @@ from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
 from vidmp3.editing import SourcePriors, invert_frames, load_video_model, sample_edit
+from vidmp3.edit_schedule import check_edit_schedule
 from vidmp3.errors import InputError
 from vidmp3.finetune import FinetuneConfig, finetune
 from vidmp3.methods import METHODS, get_method
@@ -132,6 +133,7 @@ class BenchmarkConfig:
     editing_steps: int = 50
     guidance_scale: float = 2.0
     unguided_steps: int = 0  # first (noisiest) sampling steps without classifier-free guidance
+    strength: float = 1.0  # share of the DDIM schedule inverted and sampled back (1: the paper)
     negative_prompt: str = ""
     segment_threshold: float = 0.2
     strip_clips: int = 2
@@ -154,6 +156,7 @@ class BenchmarkConfig:
         if not 1 <= self.edits <= MAX_EDITS:
             raise InputError(f"benchmark edits per clip must be in [1, {MAX_EDITS}], got {self.edits}")
         resolve_dtype(self.dtype, self.device)
+        check_edit_schedule(self.inversion_steps, self.editing_steps, self.strength, self.unguided_steps)
         if not 1 <= self.strip_clips <= self.clips:
             raise InputError(f"benchmark strip_clips must be in [1, clips={self.clips}], got {self.strip_clips}")
 
@@ -278,12 +281,12 @@ def benchmark_clip(
         started = timer.add("finetune", started)
         model = load_video_model(weights, len(frames), priors, config.device, dtype)
         started = timer.add("load", started)
-        _, noise = invert_frames(model, frames, plan.caption, config.inversion_steps)
+        _, noise = invert_frames(model, frames, plan.caption, config.inversion_steps, config.strength)
         started = timer.add("inversion", started)
         for edit in range(config.edits):
             edited = sample_edit(
                 model, noise, plan.target_caption(edit), config.negative_prompt, config.guidance_scale,
-                config.editing_steps, height, width, config.unguided_steps,
+                config.editing_steps, height, width, config.unguided_steps, config.strength,
             )
             started = timer.add("sampling", started)
             rows.append({"method": method, "edit": edit, **_score(classifier, edited, clip, plan, edit, config.segment_threshold)})
