@@ -25,20 +25,23 @@ from vidmp3.synthetic import write_clip
 from vidmp3.toyworld import world
 from vidmp3.toyworld.benchmark import (
     CHANCE_LEVELS,
+    IDEAL_EDIT,
     MAX_EDITS,
     OTHER_CLIP_OFFSET,
     SHIFT_PIXELS,
     UNEDITED,
     BenchmarkConfig,
     BenchmarkOutputs,
+    ClipPlan,
     bootstrap_interval,
+    ideal_edit,
     paired_differences,
     plan_clip,
     rendered_priors,
     run_benchmark,
 )
 from vidmp3.toyworld.classifier import ToyClassifier
-from vidmp3.toyworld.metrics import METRICS, edit_metrics, mask_iou, trajectory_errors
+from vidmp3.toyworld.metrics import METRICS, edit_metrics, mask_iou, silhouette_kept, trajectory_errors
 
 SIZE = world.IMAGE_SIZE
 
@@ -87,11 +90,11 @@ def test_empty_segmentations_are_counted_and_left_out():
     frames = np.zeros((4, SIZE, SIZE, 3), np.uint8)
     frames[:, 0, 0] = [[0, 0, 0], [10, 0, 0], [0, 0, 0], [10, 0, 0]]
     labels = np.zeros(4, int)
-    result = edit_metrics(frames, partly, frames, source, labels, labels, (0, 0))
+    result = edit_metrics(frames, partly, frames, source, source, labels, labels, (0, 0))
     assert result["empty_frames"] == 2 and result["centroid_error"] == pytest.approx(3 / SIZE)
-    empty = edit_metrics(frames, squares([None] * 4), frames, source, labels, labels, (0, 0))
+    empty = edit_metrics(frames, squares([None] * 4), frames, source, source, labels, labels, (0, 0))
     assert empty["empty_frames"] == 4
-    assert all(math.isnan(empty[name]) for name in ("centroid_error", "size_error", "shape_iou"))
+    assert all(math.isnan(empty[name]) for name in ("centroid_error", "size_error", "shape_iou", "ideal_centroid_error", "silhouette_kept"))
     assert set(result) == set(METRICS)
 
 
@@ -99,14 +102,34 @@ def test_correctness_agreement_and_frame_change(clip):
     frames, mask = clip.frames, clip.mask
     shapes = np.array([1, 1, 1, 2, 2, 2, 2, 2])
     colours = np.array([3, 3, 3, 3, 3, 3, 0, 0])
-    result = edit_metrics(frames, mask, frames, mask, shapes, colours, target=(2, 3))
+    result = edit_metrics(frames, mask, frames, mask, mask, shapes, colours, target=(2, 3))
     assert result["shape_correct"] == 5 / 8 and result["colour_correct"] == 6 / 8 and result["both_correct"] == 3 / 8
     assert result["label_agreement"] == 5 / 7  # changes at 2->3 and 5->6
     assert result["change_ratio"] == 1.0
     frozen = np.repeat(frames[:1], len(frames), axis=0)
-    assert edit_metrics(frozen, mask, frames, mask, shapes, colours, (2, 3))["change_ratio"] == 0.0
+    assert edit_metrics(frozen, mask, frames, mask, mask, shapes, colours, (2, 3))["change_ratio"] == 0.0
     with pytest.raises(InputError, match="one label per edit frame"):
-        edit_metrics(frames, mask, frames, mask, shapes[:3], colours, (2, 3))
+        edit_metrics(frames, mask, frames, mask, mask, shapes[:3], colours, (2, 3))
+
+
+def test_the_ideal_edit_is_the_reference_for_path_and_silhouette():
+    """Against the ideal edit (the target subject on the source's path) a perfect edit scores 0, although
+    its other shape has a centroid error against the source; keeping the source's silhouette scores 1."""
+    source = squares([4, 8, 12, 16], side=8)
+    ideal = squares([4, 8, 12, 16], side=4, top=14)  # a smaller target resting on the same ground line
+    frames = np.zeros((4, SIZE, SIZE, 3), np.uint8)
+    labels = np.zeros(4, int)
+    perfect = edit_metrics(frames, ideal, frames, source, ideal, labels, labels, (0, 0))
+    assert perfect["ideal_centroid_error"] == 0.0 and perfect["silhouette_kept"] == 0.0
+    assert perfect["centroid_error"] == pytest.approx(math.hypot(2, 2) / SIZE)
+    kept = edit_metrics(frames, source, frames, source, ideal, labels, labels, (0, 0))
+    assert kept["silhouette_kept"] == 1.0 and kept["centroid_error"] == 0.0
+    assert kept["ideal_centroid_error"] == pytest.approx(math.hypot(2, 2) / SIZE)
+    half = source.copy()
+    half[:, :, :10] = False  # drops the left columns of the source-only ring
+    assert 0.0 < silhouette_kept(half, source, ideal) < 1.0
+    with pytest.raises(InputError, match="ideal masks"):
+        silhouette_kept(source, source, ideal[:3])
 
 
 # ---- chance levels and statistics --------------------------------------------------------------
@@ -114,17 +137,20 @@ def test_correctness_agreement_and_frame_change(clip):
 
 def test_chance_levels_score_what_they_are(clip):
     other = world.render_toy_clip("cube", "red", world.HELD_OUT_SEED + OTHER_CLIP_OFFSET)
-    errors = {}
+    ideal = ideal_edit(ClipPlan(world.HELD_OUT_SEED, "cube", "red", (("sphere", "blue"),)), 0, "large")
+    errors, ideal_errors = {}, {}
     for name, (make, _) in CHANCE_LEVELS.items():
-        frames = make(clip, other)
+        frames = make(clip, other, ideal)
         assert frames.shape == clip.frames.shape and frames.dtype == np.uint8
         errors[name] = trajectory_errors(world.segment(frames), clip.mask)[0]
-    assert errors[UNEDITED] < 0.01
+        ideal_errors[name] = trajectory_errors(world.segment(frames), ideal.mask)[0]
+    assert errors[UNEDITED] < 0.01 and ideal_errors[IDEAL_EDIT] < 0.01
+    assert 0.01 < errors[IDEAL_EDIT] < errors["static"]  # the other shape moves the centroid, not the path
     assert errors["shifted-2px"] == pytest.approx(SHIFT_PIXELS / SIZE, abs=0.01)
     assert min(errors["static"], errors["other-clip"]) > errors["shifted-2px"]
     assert errors["backwards"] > 0.03  # this clip's path is nearly symmetric in time: backwards is close, not equal
-    static = CHANCE_LEVELS["static"][0](clip, other)
-    assert (static == static[0]).all() and np.array_equal(CHANCE_LEVELS["backwards"][0](clip, other), clip.frames[::-1])
+    static = CHANCE_LEVELS["static"][0](clip, other, ideal)
+    assert (static == static[0]).all() and np.array_equal(CHANCE_LEVELS["backwards"][0](clip, other, ideal), clip.frames[::-1])
 
 
 def test_bootstrap_intervals_resample_whole_clips():

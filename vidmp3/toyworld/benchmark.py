@@ -14,11 +14,13 @@ torch and diffusers, more than it computes. For each clip seed (from `first_seed
 3. Per method (`vidmp3.methods.METHODS`): `finetune` into a work folder, load the model once, invert the
    source once, and sample every edit from the same inverted latents (`vidmp3.editing`).
 4. `vidmp3.toyworld.metrics.edit_metrics` on each edit: segmentation against the plain backdrop and
-   the classifier's labels. Chance levels (`CHANCE_LEVELS`), clips no model made, are scored against
+   the classifier's labels, against the source's truth and the ideal edit's (the target subject rendered
+   on the source's trajectory). Chance levels (`CHANCE_LEVELS`), clips no model made, are scored against
    the same source and targets as reference rows: the source itself (`unedited`: what "nothing
    changed" scores, and the segmentation's own error floor), a static subject, the source shifted
-   2 px, played backwards, and another clip of the same subject on another trajectory. A method
-   preserves the source's motion only where its trajectory error is below the static row's.
+   2 px, played backwards, another clip of the same subject on another trajectory, and the ideal edit
+   itself (the best any method can score). A method preserves the source's motion only where its
+   trajectory error is below the static row's.
 
 Statistics are over clips (edits of one clip share its source, so they are not independent): the mean
 over edits with a 95% bootstrap interval from resampling clips, and for every MotionGuide method the
@@ -76,11 +78,11 @@ OTHER_CLIP_OFFSET = 500_000
 SHIFT_PIXELS = 2
 
 
-def _static(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+def _static(clip: RenderedClip, other: RenderedClip, ideal: RenderedClip) -> np.ndarray:
     return np.repeat(clip.frames[len(clip.frames) // 2][None], len(clip.frames), axis=0)
 
 
-def _shifted(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+def _shifted(clip: RenderedClip, other: RenderedClip, ideal: RenderedClip) -> np.ndarray:
     """The subject moved SHIFT_PIXELS to the right, composited on the empty scene (no wrap-around)."""
     backdrop = world.background(clip.frames.shape[2])
     mask = np.zeros_like(clip.mask)
@@ -90,17 +92,24 @@ def _shifted(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
     return np.where(mask[..., None], moved, backdrop[None])
 
 
-def _backwards(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+def _backwards(clip: RenderedClip, other: RenderedClip, ideal: RenderedClip) -> np.ndarray:
     return clip.frames[::-1].copy()
 
 
-def _other_clip(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+def _other_clip(clip: RenderedClip, other: RenderedClip, ideal: RenderedClip) -> np.ndarray:
     return other.frames
 
 
-def _unedited(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+def _unedited(clip: RenderedClip, other: RenderedClip, ideal: RenderedClip) -> np.ndarray:
     return clip.frames
 
+
+def _ideal(clip: RenderedClip, other: RenderedClip, ideal: RenderedClip) -> np.ndarray:
+    return ideal.frames
+
+
+IDEAL_EDIT = "ideal-edit"
+"""The reference row of a perfect edit: the target subject rendered on the source's trajectory."""
 
 CHANCE_LEVELS = {
     "static": (_static, "the source's middle frame repeated: a subject that does not move"),
@@ -108,8 +117,9 @@ CHANCE_LEVELS = {
     "backwards": (_backwards, "the source played backwards"),
     "other-clip": (_other_clip, "the source's subject on another clip's trajectory"),
     UNEDITED: (_unedited, "the source itself"),
+    IDEAL_EDIT: (_ideal, "the target subject rendered on the source's trajectory: a perfect edit"),
 }
-"""Reference rows no model made, scored like the edits: name -> (frames from (source, other clip), what it is)."""
+"""Reference rows no model made, scored like the edits: name -> (frames from (source, other clip, ideal edit), what it is)."""
 
 MAX_EDITS = (len(world.SHAPES) - 1) * (len(world.COLOURS) - 1)
 """Targets differ from the source in shape and colour: 3 x 3 captions per clip."""
@@ -231,12 +241,17 @@ class Timer:
         }
 
 
-def _score(classifier, frames, clip, plan, edit, threshold) -> dict[str, float]:
+def ideal_edit(plan: ClipPlan, edit: int, motion: str) -> RenderedClip:
+    """The target subject of `edit` rendered on the source clip's trajectory (same seed, its own resting height)."""
+    return world.render_toy_clip(*plan.targets[edit], plan.seed, size=world.IMAGE_SIZE, motion=motion)
+
+
+def _score(classifier, frames, clip, ideal, plan, edit, threshold) -> dict[str, float]:
     masks = world.segment(frames, size=frames.shape[2], threshold=threshold)
     shapes, colours, _ = classify(classifier, frames)
     target = plan.targets[edit]
     target_index = (world.SHAPES.index(target[0]), tuple(world.COLOURS).index(target[1]))
-    return edit_metrics(frames, masks, clip.frames, clip.mask, shapes, colours, target_index)
+    return edit_metrics(frames, masks, clip.frames, clip.mask, ideal.mask, shapes, colours, target_index)
 
 
 def _finetune_config(config: BenchmarkConfig, method: str) -> FinetuneConfig:
@@ -265,11 +280,12 @@ def benchmark_clip(
     other = world.render_toy_clip(
         plan.shape, plan.colour, plan.seed + OTHER_CLIP_OFFSET, size=world.IMAGE_SIZE, motion=config.motion
     )
+    ideals = [ideal_edit(plan, edit, config.motion) for edit in range(config.edits)]
     rows = []
     for name, (make, _) in CHANCE_LEVELS.items():
-        reference = make(clip, other)
-        for edit in range(config.edits):
-            rows.append({"method": name, "edit": edit, **_score(classifier, reference, clip, plan, edit, config.segment_threshold)})
+        for edit, ideal in enumerate(ideals):
+            reference = make(clip, other, ideal)
+            rows.append({"method": name, "edit": edit, **_score(classifier, reference, clip, ideal, plan, edit, config.segment_threshold)})
     firsts = {"source": frames}
     started = timer.add("metrics", started)
     dtype = resolve_dtype(config.dtype, config.device)
@@ -289,7 +305,8 @@ def benchmark_clip(
                 config.editing_steps, height, width, config.unguided_steps, config.strength,
             )
             started = timer.add("sampling", started)
-            rows.append({"method": method, "edit": edit, **_score(classifier, edited, clip, plan, edit, config.segment_threshold)})
+            score = _score(classifier, edited, clip, ideals[edit], plan, edit, config.segment_threshold)
+            rows.append({"method": method, "edit": edit, **score})
             if edit == 0:
                 firsts[method] = edited
             started = timer.add("metrics", started)
