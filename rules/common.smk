@@ -6,19 +6,19 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)  # import vidmp3 from this checkout even without installing it
 
-from vidmp3.cache_keys import check_cache_location, key_by_content
-from vidmp3.config import ID_PATTERN, check_sheet_paths, load_config, load_edits, load_videos, parse_size
 from vidmp3.errors import InputError
 from vidmp3.logs import exit_on_input_error
 from vidmp3.methods import METHODS as METHOD_TABLE
 from vidmp3.precision import video_model_dtype
 from vidmp3.model.spec import check_video_model, model_spec
-from vidmp3.prefetch import prior_models
 from vidmp3.windows import Window
-from vidmp3.priors.settings import (
+from vidmp3.workflow.cache_keys import check_cache_location, key_by_content
+from vidmp3.workflow.config import ID_PATTERN, check_sheet_paths, load_config, load_edits, load_videos, parse_size
+from vidmp3.workflow.prior_settings import (
     RENDERED_SOURCE,
     prior_backend,
     prior_inputs,
+    prior_models,
     prior_params,
     rendered_clips,
     rendered_truth,
@@ -30,7 +30,7 @@ RENDERED_PATHS = "results/clips/{clip}/video.mp4", "results/clips/{clip}/masks"
 
 with exit_on_input_error():  # a bad config, sheet or path stops Snakemake here with one short message
     # --cache (README "Reusing results between workflows"): one key per job, local or on Slurm, from
-    # its script, params, library versions and inputs' content, folders included (vidmp3.cache_keys).
+    # its script, params, library versions and inputs' content, folders included (vidmp3.workflow.cache_keys).
     key_by_content()
     check_cache_location(getattr(workflow.workflow_settings, "cache", None))
     config.update(load_config(config, SCHEMAS, files=workflow.configfiles, overrides=workflow.config_settings.overwrite_config))
@@ -106,7 +106,7 @@ def given_masks_input(wildcards):
     return {"masks": masks, "frames": f"results/priors/{wildcards.video}.zarr/frames"}
 
 
-# ---- priors: each rule's backend, options and inputs (vidmp3.priors.settings)
+# ---- priors: each rule's backend, options and inputs (vidmp3.workflow.prior_settings)
 
 
 

@@ -19,7 +19,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from snakemake_runs import snakemake
 
-from vidmp3.config import load_config
+from vidmp3.workflow.config import load_config
 from vidmp3.errors import InputError
 from vidmp3.model.codec import PixelUnshuffleCodec
 from vidmp3.model.presets import TextConditioning, load_components, model_spec

@@ -5,12 +5,14 @@ prior uses: changing one prior's backend or options reruns that prior and what d
 A video's sheet columns `corr_backend`, `mask_backend`, `depth_backend` choose its backends; an
 empty cell takes the config's `priors: corr/mask/depth`, and an empty one there the model preset's
 default (`PRESET_BACKENDS`: offline backends for the tiny presets, the paper's for SD-1.5/SDXL).
-`priors: {backend}:` holds each backend's options.
+`priors: {backend}:` holds each backend's options. `prior_models` names the learned backends' models
+that the prefetch rule fetches.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -28,6 +30,8 @@ PRESET_BACKENDS = {
     "sd15": PAPER_BACKENDS,
     "sdxl": PAPER_BACKENDS,
 }
+DIFFUSERS_WEIGHT_KEYS = {"sd_weights"}
+"""Options keys of learned prior backends that name a diffusers model; all others name transformers models."""
 RENDERED_SOURCE = re.compile(r"^results/clips/(?P<clip>[a-z0-9][a-z0-9-]*)/video\.mp4$")
 
 
@@ -91,3 +95,25 @@ def prior_inputs(prior: str, row: pd.Series, config: dict[str, Any]) -> dict[str
     if backend == "render":
         inputs["truth"] = rendered_truth(row, rendered_clips(config))
     return inputs
+
+
+def prior_models(config: Mapping[str, Any], videos: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
+    """(transformers models, diffusers models) of the learned prior backends some video uses, by use.
+
+    A use is "{backend} {options key}", e.g. "sd-dino sd_weights"; the backend of each prior comes
+    from the video's sheet column or the config (`prior_backend`).
+    """
+    transformers_models: dict[str, str] = {}
+    diffusers_models: dict[str, str] = {}
+    for prior in PRIORS:
+        for _, row in videos.iterrows():
+            backend = prior_backend(prior, row, config)
+            if backend not in LEARNED_BACKENDS:
+                continue
+            options = config["priors"].get(backend, {})
+            for key in LEARNED_BACKENDS[backend][1]:
+                if not options.get(key):
+                    raise InputError(f"config priors: {backend}: {key} is not set (video {row.name} uses {backend})")
+                models = diffusers_models if key in DIFFUSERS_WEIGHT_KEYS else transformers_models
+                models[f"{backend} {key}"] = options[key]
+    return transformers_models, diffusers_models

@@ -151,6 +151,6 @@ def key_by_content() -> bool:
         return self._hashes[job]
 
     setattr(content_key, _MARK, True)
-    content_key.__doc__ = "vidmp3.cache_keys: script, params, software and every input's content."
+    content_key.__doc__ = "vidmp3.workflow.cache_keys: script, params, software and every input's content."
     ProvenanceHashMap._get_provenance_hash = content_key
     return True
