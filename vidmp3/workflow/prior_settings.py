@@ -19,6 +19,7 @@ import pandas as pd
 
 from vidmp3.errors import InputError
 from vidmp3.priors import CORR_BACKENDS, DEPTH_BACKENDS, LEARNED_BACKENDS, MASK_BACKENDS
+from vidmp3.workflow.paths import clip_path, prior_array
 
 PRIORS = {"corr": CORR_BACKENDS, "mask": MASK_BACKENDS, "depth": DEPTH_BACKENDS}
 OFFLINE_BACKENDS = {"corr": "flow", "mask": "given", "depth": "mask-area"}
@@ -77,21 +78,20 @@ def rendered_truth(row: pd.Series, clips: set[str]) -> str:
             f"video {row.name}: backend 'render' needs a rendered clip (source results/clips/{{clip}}/video.mp4 "
             f"with the clip under render: clips: or toyworld: clips:), but its source is {row['source']}"
         )
-    return f"results/clips/{match['clip']}/truth.zarr"
+    return clip_path(match["clip"], "truth.zarr")
 
 
 def prior_inputs(prior: str, row: pd.Series, config: dict[str, Any]) -> dict[str, str]:
     """Named input paths of the rule of `prior` ('corr', 'mask' or 'depth') for one video."""
-    group = f"results/priors/{row.name}.zarr"
     backend = prior_backend(prior, row, config)
-    inputs = {"frames": f"{group}/frames"}
+    inputs = {"frames": prior_array(row.name, "frames")}
     if prior == "mask":
         if backend == "given":
             if not row.get("masks"):
                 raise InputError(f"video {row.name}: mask backend 'given' needs a masks folder in column masks")
-            inputs["given"] = f"{group}/mask_given"
+            inputs["given"] = prior_array(row.name, "mask_given")
         return inputs
-    inputs["mask"] = f"{group}/mask"
+    inputs["mask"] = prior_array(row.name, "mask")
     if backend == "render":
         inputs["truth"] = rendered_truth(row, rendered_clips(config))
     return inputs
