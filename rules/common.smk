@@ -12,9 +12,9 @@ from vidmp3.methods import METHODS as METHOD_TABLE
 from vidmp3.precision import video_model_dtype
 from vidmp3.model.spec import check_video_model, model_spec
 from vidmp3.windows import Window
-from vidmp3.workflow.cache_keys import check_cache_location, key_by_content
+from vidmp3.workflow.cache_keys import check_cache_keys, check_cache_location
 from vidmp3.workflow.config import ID_PATTERN, check_sheet_paths, load_config, load_edits, load_videos, parse_size
-from vidmp3.workflow.paths import MODELS, VIDEO_MODEL, clip_path, method_edits, prior_array, priors_group, priors_strip, weights_dir
+from vidmp3.workflow.paths import MODELS, VIDEO_MODEL, clip_path, method_edits, prior_array, priors_strip, weights_dir
 from vidmp3.workflow.prior_settings import (
     RENDERED_SOURCE,
     prior_backend,
@@ -32,7 +32,7 @@ RENDERED_PATHS = clip_path("{clip}", "video.mp4"), clip_path("{clip}", "masks")
 with exit_on_input_error():  # a bad config, sheet or path stops Snakemake here with one short message
     # --cache (README "Reusing results between workflows"): one key per job, local or on Slurm, from
     # its script, params, library versions and inputs' content, folders included (vidmp3.workflow.cache_keys).
-    key_by_content()
+    check_cache_keys(getattr(workflow.workflow_settings, "cache", None))
     check_cache_location(getattr(workflow.workflow_settings, "cache", None))
     config.update(load_config(config, SCHEMAS, files=workflow.configfiles, overrides=workflow.config_settings.overwrite_config))
     CLIPS = config["render"]["clips"]
