@@ -80,7 +80,7 @@ def main() -> None:
     started = time.time()
 
     flow_rows, mask_rows, depth_rows = {}, {}, {}
-    for (motion, shape, texture, seed), clip in rendered_clips(size, count, seeds):
+    for (motion, shape, texture, _seed), clip in rendered_clips(size, count, seeds):
         truth = align_truth(clip, native_attrs(clip))
         exact = compute_matches(clip.frames, clip.mask, "render", {}, truth=truth)
         seen = render_visible_in_first(truth, clip.mask)

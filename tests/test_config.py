@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vidmp3.config import load_config, load_edits, load_videos
+from vidmp3.workflow.config import load_config, load_edits, load_videos
 from vidmp3.errors import InputError
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "config" / "schemas"
@@ -146,7 +146,7 @@ def test_a_sheet_with_spaces_for_tabs_says_it_must_be_tab_separated(tmp_path, te
 
 
 def test_sheet_paths_must_exist_unless_the_workflow_makes_them(tmp_path, videos, monkeypatch):
-    from vidmp3.config import check_sheet_paths
+    from vidmp3.workflow.config import check_sheet_paths
 
     monkeypatch.chdir(tmp_path)
     sheet = load_videos(videos, SCHEMAS)

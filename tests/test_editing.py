@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from vidmp3.editing import EditSettings, SourcePriors, ddim_invert, ddim_sample, edit_video, load_video_model, write_video
+from vidmp3.editing import EditSettings, SourcePriors, ddim_invert, ddim_sample, edit_video, load_video_model
 from vidmp3.errors import InputError
 from vidmp3.finetune import FinetuneConfig, finetune
-from vidmp3.frames import read_video
 from vidmp3.model.presets import ModelSpec, load_components, model_spec, write_video_unet
 from vidmp3.model.tiny import build_tiny
 from vidmp3.motionguide import guide_input
+from vidmp3.video_io import read_video, write_video
 
 NUM_FRAMES = 4
 PROMPT = "a cube moving over a field"

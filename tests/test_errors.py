@@ -17,9 +17,9 @@ pytestmark = pytest.mark.workflow
 FOLDER_ROW = "folder\tclips/folder\tclips/folder-masks\ta square\tobject\tsmall\t1\t3\t2\t48x32\tnone"
 
 
-def folder_workflow(root: Path, rows: list[str] = [FOLDER_ROW], config: dict = SMALL_CONFIG) -> Path:
+def folder_workflow(root: Path, rows: tuple[str, ...] | list[str] = (FOLDER_ROW,), config: dict = SMALL_CONFIG) -> Path:
     write_folder_clip(root)
-    write_small_config(root, config, rows, ["folder\tcircle\ta circle\tstructure"])
+    write_small_config(root, config, list(rows), ["folder\tcircle\ta circle\tstructure"])
     return root
 
 

@@ -18,7 +18,6 @@ from vidmp3.metrics import (
     grid_points,
     motion_fidelity,
     pose_track,
-    read_frames,
     segment_subject,
     temporal_consistency,
     text_alignment,
@@ -30,6 +29,7 @@ from vidmp3.metrics import (
 from vidmp3.store import write_array
 from vidmp3.scene import SubjectSpec
 from vidmp3.synthetic import make_trajectory, render_clip, write_clip
+from vidmp3.video_io import read_frames
 
 FRAMES = 8
 SIZE = 48

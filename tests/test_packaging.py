@@ -18,7 +18,7 @@ def makefile_torch(repo) -> str:
 
 
 def test_conda_env_matches_requirements(repo):
-    requirements = pins(l.strip() for l in (repo / "requirements.txt").read_text().splitlines() if not l.startswith("#"))
+    requirements = pins(line.strip() for line in (repo / "requirements.txt").read_text().splitlines() if not line.startswith("#"))
     assert "torch" not in requirements  # a pin there would replace a CUDA torch
     env = yaml.safe_load((repo / "envs" / "vidmp3.yaml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))

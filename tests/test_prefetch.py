@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from vidmp3.errors import InputError
-from vidmp3.prefetch import prefetch_weights, prior_models, weights_components
+from vidmp3.prefetch import prefetch_weights, weights_components
 from vidmp3.priors.learned import load_dinov2
+from vidmp3.workflow.prior_settings import prior_models
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 

@@ -9,7 +9,7 @@ from priors_clips import native_attrs, rendered
 
 from vidmp3.errors import InputError
 from vidmp3.priors import combine, compute_depth, compute_mask, compute_matches, matches_to_corr
-from vidmp3.priors.settings import prior_inputs, prior_params
+from vidmp3.workflow.prior_settings import prior_inputs, prior_params
 from vidmp3.priors.stages import corr_stage, depth_stage, guide_stage, mask_stage
 from vidmp3.store import read_array, write_array
 from vidmp3.synthetic import write_clip

@@ -203,14 +203,6 @@ def sample_edit(
     return model.finetuned.components.decode_latents(latents)
 
 
-def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float) -> None:
-    """The edited clip as an H.264 mp4, atomically."""
-    from vidmp3.frames import encode_video  # PyAV: only where a video is written
-
-    with atomic_path(path) as tmp:
-        encode_video(frames, tmp, fps, crf=16)
-
-
 @dataclass(frozen=True)
 class EditSettings:
     """How one video's edits are made: its inversion, then DDIM sampling of each edit."""
@@ -281,6 +273,7 @@ def edit_job(
     `latents.safetensors` (source and inverted) and `edits.json`."""
     from vidmp3.store import read_array  # Zarr, PyAV and the strips: only in the workflow's jobs
     from vidmp3.strips import write_edit_strip
+    from vidmp3.video_io import write_video
 
     _, attrs = read_array(frames)
     source_priors = SourcePriors.read(**priors) if priors else None

@@ -36,7 +36,7 @@ from vidmp3.guide_effect import measure_guide_effect, write_guide_effect
 from vidmp3.model.codec import codec_factor
 from vidmp3.model.presets import Components, ModelSpec, configure_device, load_components
 from vidmp3.model.processors import install_processors
-from vidmp3.methods import get_method
+from vidmp3.methods import Method, get_method
 from vidmp3.model.video_unet import enable_gradient_checkpointing, motion_slots, set_trainable, trainable_unet_parameters
 from vidmp3.motionguide import MotionGuide, guide_input, motion_guide_config
 from vidmp3.precision import resolve_precision
@@ -68,7 +68,6 @@ class FinetuneConfig:
 
 
 def _check_config(config: FinetuneConfig) -> torch.device:
-    get_method(config.method)
     if config.window_frames < 1:
         raise InputError(f"window frames must be positive, got {config.window_frames}")
     if config.steps < 1:
@@ -87,20 +86,19 @@ def _check_config(config: FinetuneConfig) -> torch.device:
     return device
 
 
-def _guide_learning_rate(config: FinetuneConfig) -> float:
+def _guide_learning_rate(config: FinetuneConfig, method: Method) -> float:
     """The config's MotionGuide rate, else the method's own, else the fine-tuning rate (the paper)."""
-    return config.guide_learning_rate or get_method(config.method).guide_learning_rate or config.learning_rate
+    return config.guide_learning_rate or method.guide_learning_rate or config.learning_rate
 
 
 def _check_inputs(
-    frames: np.ndarray, guide: np.ndarray | None, alpha: np.ndarray | None, method: str
+    frames: np.ndarray, guide: np.ndarray | None, alpha: np.ndarray | None, method: str, variant: str | None
 ) -> None:
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise InputError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
     num_frames, height, width, _ = frames.shape
     if height % 8 or width % 8:
         raise InputError(f"frames must have a height and width that are multiples of 8, got {height}x{width}")
-    variant = get_method(method).guide_variant
     if variant is None:
         if guide is not None or alpha is not None:
             raise InputError(f"method {method!r} uses no MotionGuide; it takes no guide or alpha")
@@ -173,9 +171,9 @@ def finetune(
     MotionGuide. `video_unet`: the merged video UNet folder (`write_video_unet`), or None to build it
     from the spec. Same inputs, config and seed give the same weights (on the same device).
     """
-    device = _check_config(config)
-    _check_inputs(frames, guide, alpha, config.method)
     method = get_method(config.method)
+    device = _check_config(config)
+    _check_inputs(frames, guide, alpha, config.method, method.guide_variant)
     num_frames, height, width, _ = frames.shape
     precision = resolve_precision(config.precision, str(device))
     autocast_dtype = PRECISIONS[precision]
@@ -226,7 +224,7 @@ def finetune(
     parameters = list(trainable.values()) + (list(motion_guide.parameters()) if motion_guide else [])
     groups = [{"params": list(trainable.values())}]
     if motion_guide is not None:
-        groups.append({"params": list(motion_guide.parameters()), "lr": _guide_learning_rate(config)})
+        groups.append({"params": list(motion_guide.parameters()), "lr": _guide_learning_rate(config, method)})
     optimizer = torch.optim.Adam(groups, lr=config.learning_rate)
     autocast = precision != "fp32"
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")

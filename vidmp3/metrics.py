@@ -44,10 +44,8 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import av
 import cv2
 import numpy as np
 import torch
@@ -62,6 +60,7 @@ from vidmp3.priors.correspondence import pixel_grid
 from vidmp3.priors.flow import FlowEstimator, consistent, inside_frame, sample
 from vidmp3.store import read_array
 from vidmp3.scene import RenderedClip, read_truth
+from vidmp3.video_io import read_frames
 
 log = logging.getLogger(__name__)
 
@@ -91,27 +90,6 @@ LK_LEVELS = 3
 LK_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 30, 0.01)
 SEGMENT_THRESHOLD = 0.15  # RGB distance (0-1 units) from the background that counts as subject
 SEGMENT_MARGIN_PX = 3  # source-mask dilation kept out of the background estimate
-
-
-# ---- frames -------------------------------------------------------------------------------------
-
-
-def read_frames(path: str | os.PathLike) -> np.ndarray:
-    """All frames, uint8 (N,H,W,3) RGB, of a Zarr array folder (`write_array`) or a video file."""
-    path = Path(path)
-    if (path / "zarr.json").is_file():
-        frames = read_array(path)[0]
-    elif path.is_file():
-        try:
-            with av.open(str(path)) as container:
-                frames = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
-        except (av.error.FFmpegError, ValueError) as error:
-            raise InputError(f"{path}: not a readable video ({error})") from None
-    else:
-        raise InputError(f"{path}: no such video file or Zarr frames array")
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise InputError(f"{path}: frames must be uint8 (N,H,W,3), got {frames.dtype} {frames.shape}")
-    return frames
 
 
 # ---- CLIP ---------------------------------------------------------------------------------------

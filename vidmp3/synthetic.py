@@ -39,8 +39,8 @@ from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
-from vidmp3.frames import encode_video
 from vidmp3.scene import SHAPES, Backdrop, Camera, RenderedClip, SubjectSpec, default_camera, pose_matrix, rotation_matrix, write_truth
+from vidmp3.video_io import encode_video
 
 MOTIONS = ("large", "small")
 
