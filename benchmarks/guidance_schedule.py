@@ -65,11 +65,15 @@ def main() -> None:
         for index in range(args.clips):
             plan = plan_clip(args.first_seed + index, args.edits)
             clip = world.render_toy_clip(plan.shape, plan.colour, plan.seed, size=world.IMAGE_SIZE, motion=config.motion)
-            other = world.render_toy_clip(plan.shape, plan.colour, plan.seed + OTHER_CLIP_OFFSET, size=world.IMAGE_SIZE, motion=config.motion)
+            other = world.render_toy_clip(
+                plan.shape, plan.colour, plan.seed + OTHER_CLIP_OFFSET, size=world.IMAGE_SIZE, motion=config.motion
+            )
             ideals = [ideal_edit(plan, edit, config.motion) for edit in range(args.edits)]
             for name, levels in chance.items():
                 for edit, ideal in enumerate(ideals):
-                    score = _score(classifier, CHANCE_LEVELS[name][0](clip, other, ideal), clip, ideal, plan, edit, config.segment_threshold)
+                    score = _score(
+                        classifier, CHANCE_LEVELS[name][0](clip, other, ideal), clip, ideal, plan, edit, config.segment_threshold
+                    )
                     levels["centroid"].append(score["centroid_error"])
                     levels["ideal"].append(score["ideal_centroid_error"])
             priors = rendered_priors(clip)
@@ -78,16 +82,35 @@ def main() -> None:
                 variant = get_method(method).guide_variant
                 weights = Path(folder) / f"{method}-{plan.seed}"
                 guide = guide_input(priors.corr, priors.depth, variant) if variant else None
-                finetune(clip.frames, guide, priors.alpha if variant else None, plan.caption, spec, _finetune_config(config, method), weights)
+                finetune(
+                    clip.frames,
+                    guide,
+                    priors.alpha if variant else None,
+                    plan.caption,
+                    spec,
+                    _finetune_config(config, method),
+                    weights,
+                )
                 model = load_video_model(weights, len(clip.frames), priors, "cpu", torch.float32)
                 for strength in strengths:
                     _, noise = invert_frames(model, clip.frames, plan.caption, config.inversion_steps, strength)
                     for steps in unguided:
-                        cell = results.setdefault((method, strength, steps), {"reconstruction": [], "edit": [], "ideal": [], "leakage": [], "shape": []})
+                        cell = results.setdefault(
+                            (method, strength, steps), {"reconstruction": [], "edit": [], "ideal": [], "leakage": [], "shape": []}
+                        )
                         prompts = [plan.caption] + [plan.target_caption(edit) for edit in range(args.edits)]
                         for edit, prompt in enumerate(prompts, start=-1):
                             sample = sample_edit(
-                                model, noise, prompt, "", config.guidance_scale, config.editing_steps, height, width, steps, strength
+                                model,
+                                noise,
+                                prompt,
+                                "",
+                                config.guidance_scale,
+                                config.editing_steps,
+                                height,
+                                width,
+                                steps,
+                                strength,
                             )
                             ideal = clip if edit < 0 else ideals[edit]  # the reconstruction's ideal is the source
                             score = _score(classifier, sample, clip, ideal, plan, max(edit, 0), config.segment_threshold)
@@ -102,14 +125,21 @@ def main() -> None:
         f"{name}: {np.mean(values['centroid']):.3f} against the source, {np.mean(values['ideal']):.3f} against the ideal edit"
         for name, values in chance.items()
     )
-    print(f"\nToyWorld validation clips {args.first_seed}–{args.first_seed + args.clips - 1}, {args.edits} edits each; "
-          f"fine-tuning {config.finetune_steps} steps, DDIM {config.inversion_steps} + {config.editing_steps}, guidance "
-          f"{config.guidance_scale:g}; centroid error of the reference rows: {levels}\n")
-    print("| method | strength | unguided steps | reconstruction centroid error | edit centroid error | edit centroid error vs ideal edit "
-          "| edit shape leakage (IoU) | edit target shape |")
+    print(
+        f"\nToyWorld validation clips {args.first_seed}–{args.first_seed + args.clips - 1}, {args.edits} edits each; "
+        f"fine-tuning {config.finetune_steps} steps, DDIM {config.inversion_steps} + {config.editing_steps}, guidance "
+        f"{config.guidance_scale:g}; centroid error of the reference rows: {levels}\n"
+    )
+    print(
+        "| method | strength | unguided steps | reconstruction centroid error | edit centroid error | edit centroid error vs ideal edit "
+        "| edit shape leakage (IoU) | edit target shape |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for (method, strength, steps), cell in results.items():
-        values = [f"{np.mean(cell[key]):.3f} [{min(cell[key]):.3f}, {max(cell[key]):.3f}]" for key in ("reconstruction", "edit", "ideal", "leakage", "shape")]
+        values = [
+            f"{np.mean(cell[key]):.3f} [{min(cell[key]):.3f}, {max(cell[key]):.3f}]"
+            for key in ("reconstruction", "edit", "ideal", "leakage", "shape")
+        ]
         print(f"| {method} | {strength:g} | {steps} | " + " | ".join(values) + " |")
 
 

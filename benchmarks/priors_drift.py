@@ -102,7 +102,10 @@ def measure(size: int, frames: int, seeds: list[int], keyframe_interval: int) ->
                 for name, options in FLOWS.items():
                     tic = time.perf_counter()
                     found[name] = compute_matches(
-                        clip.frames, clip.mask, "flow", {**options, "keyframe_interval": keyframe_interval},
+                        clip.frames,
+                        clip.mask,
+                        "flow",
+                        {**options, "keyframe_interval": keyframe_interval},
                     )
                     seconds[name] += time.perf_counter() - tic
                 for method, matches in found.items():
@@ -115,8 +118,10 @@ def report(size: int, frames: int, seeds: list[int], keyframe_interval: int) -> 
     results, seconds = measure(size, frames, seeds, keyframe_interval)
     spans = buckets(frames)
     clips = len(SHAPES) * len(seeds)
-    print(f"## Flow correspondence drift: {frames} frames at {size}x{size}, {clips} clips per motion "
-          f"(cube, box, sphere; checker; seeds {seeds}); keyframe_interval {keyframe_interval}\n")
+    print(
+        f"## Flow correspondence drift: {frames} frames at {size}x{size}, {clips} clips per motion "
+        f"(cube, box, sphere; checker; seeds {seeds}); keyframe_interval {keyframe_interval}\n"
+    )
     print("Mean EPE (frame-0 pixels) per frame-index bucket, mean over clips [95% t interval].\n")
     header = ["motion", "method", *[f"frames {start}-{stop - 1}" for start, stop in spans]]
     print("| " + " | ".join(header) + " |")

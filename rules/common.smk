@@ -44,10 +44,17 @@ with exit_on_input_error():  # a bad config, sheet or path stops Snakemake here 
             "are under both render: clips: and toyworld: clips:; rename one"
         )
     Window(**config["window"])  # a stride longer than the window stops here, before any job
-    check_edit_schedule(config["inversion"]["steps"], config["editing"]["steps"], config["editing"]["strength"], config["editing"]["unguided_steps"])
+    check_edit_schedule(
+        config["inversion"]["steps"],
+        config["editing"]["steps"],
+        config["editing"]["strength"],
+        config["editing"]["unguided_steps"],
+    )
     VIDEOS = load_videos(config["videos"], SCHEMAS)
     EDITS = load_edits(config["edits"], VIDEOS, SCHEMAS)
-    check_sheet_paths(VIDEOS, config["videos"], {path.format(clip=clip) for clip in rendered_clips(config) for path in RENDERED_PATHS})
+    check_sheet_paths(
+        VIDEOS, config["videos"], {path.format(clip=clip) for clip in rendered_clips(config) for path in RENDERED_PATHS}
+    )
 
 
 def one_of(names):
@@ -112,7 +119,6 @@ def given_masks_input(wildcards):
 # ---- priors: each rule's backend, options and inputs (vidmp3.workflow.prior_settings)
 
 
-
 @exit_on_input_error()
 def priors_mask_input(wildcards):
     return prior_inputs("mask", video_row(wildcards), config)
@@ -155,6 +161,7 @@ wildcard_constraints:
 PRODUCT_METHOD = "vidmp3"
 """The method whose edits are the user's results (results/edits/<video>_<concept>.mp4); the others are
 comparisons under results/methods/<method>/."""
+
 
 def workdir_relative(path):
     """`path` relative to the working directory when it lies inside it (a project moved or copied with
@@ -371,10 +378,22 @@ def benchmark_files(wildcards):
     same place and format, as their output `timing` (vidmp3.timing).
     """
     files = [f"results/benchmarks/video_model/video_model.tsv"]
-    files += [f"results/benchmarks/{stage}/{video}.tsv" for video in VIDEOS.index for stage in ("frames", "priors_mask", "priors_corr", "priors_depth", "priors_guide")]
-    files += [f"results/benchmarks/given_masks/{video}.tsv" for video in VIDEOS.index if prior_backend("mask", VIDEOS.loc[video], config) == "given"]
+    files += [
+        f"results/benchmarks/{stage}/{video}.tsv"
+        for video in VIDEOS.index
+        for stage in ("frames", "priors_mask", "priors_corr", "priors_depth", "priors_guide")
+    ]
+    files += [
+        f"results/benchmarks/given_masks/{video}.tsv"
+        for video in VIDEOS.index
+        if prior_backend("mask", VIDEOS.loc[video], config) == "given"
+    ]
     for method in config["methods"]:
-        files += [f"results/benchmarks/{stage}/{method}/{video}.tsv" for video in EDITS["video"].unique() for stage in ("finetune", "edit")]
+        files += [
+            f"results/benchmarks/{stage}/{method}/{video}.tsv"
+            for video in EDITS["video"].unique()
+            for stage in ("finetune", "edit")
+        ]
         files += [f"results/benchmarks/evaluate/{method}/{name}.tsv" for name in EDITS.index]
     return files
 

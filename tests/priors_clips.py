@@ -36,8 +36,11 @@ def native_attrs(clip: RenderedClip) -> dict:
     """Frames-stage attrs of a video that takes every rendered frame at its own size."""
     width, height = clip.camera.width, clip.camera.height
     return {
-        "source": "rendered", "frame_indices": list(range(len(clip.frames))), "source_size": [width, height],
-        "size": [width, height], "crop": "none",
+        "source": "rendered",
+        "frame_indices": list(range(len(clip.frames))),
+        "source_size": [width, height],
+        "size": [width, height],
+        "crop": "none",
     }
 
 

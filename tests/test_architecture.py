@@ -74,7 +74,10 @@ def relative_imports() -> list[str]:
 def method_imports_of_the_workflow() -> list[str]:
     """The package outside vidmp3.workflow importing Snakemake, vidmp3.workflow or a script's module."""
     outside = {path.stem for folder in OUTSIDE for path in (REPO / folder).rglob("*.py")}
-    return offending(lambda module: not within(module, WORKFLOW), lambda name: within(name, ("snakemake", WORKFLOW)) or name.split(".")[0] in outside)
+    return offending(
+        lambda module: not within(module, WORKFLOW),
+        lambda name: within(name, ("snakemake", WORKFLOW)) or name.split(".")[0] in outside,
+    )
 
 
 def priors_imports_of_the_model() -> list[str]:
@@ -85,7 +88,10 @@ def io_imports_from_above() -> list[str]:
     rows = []
     for index, layer in enumerate(IO_LAYERS):
         allowed = (*IO_LAYERS[:index], layer)
-        rows += offending(lambda module, layer=layer: module == layer, lambda name, allowed=allowed: home(name) is not None and not within(home(name), allowed))
+        rows += offending(
+            lambda module, layer=layer: module == layer,
+            lambda name, allowed=allowed: home(name) is not None and not within(home(name), allowed),
+        )
     return rows
 
 
@@ -107,9 +113,7 @@ def editing_chains_to_evaluation() -> list[str]:
 
 def import_cycles() -> list[str]:
     """Cycles among the package's modules (a package importing its own modules is how it is built, not one)."""
-    graph = {
-        module: {home(name) for name, _ in found} - {None, module} for module, found in imports().items()
-    }
+    graph = {module: {home(name) for name, _ in found} - {None, module} for module, found in imports().items()}
     graph = {module: {dep for dep in deps if not within(dep, module)} for module, deps in graph.items()}
     cycles, state = [], {}
 

@@ -81,7 +81,9 @@ def test_the_second_workflow_reuses_without_running(runs):
     # the cached folders' files are the first run's files
     weights = second / "results" / "weights" / "vidmp3" / "folder"
     assert (weights / "trainable.safetensors").resolve().parent.parent == cache.resolve()
-    assert (weights / "trainable.safetensors").read_bytes() == (first / "results" / "weights" / "vidmp3" / "folder" / "trainable.safetensors").read_bytes()
+    assert (weights / "trainable.safetensors").read_bytes() == (
+        first / "results" / "weights" / "vidmp3" / "folder" / "trainable.safetensors"
+    ).read_bytes()
     # what is not cached ran in the second workflow too
     assert (second / "results" / "logs" / "frames" / "folder.log").stat().st_size > 0
     assert planned_jobs(second, TARGET) == {}
@@ -149,10 +151,18 @@ def test_a_job_run_as_the_slurm_plugin_runs_it_finds_the_local_entry(runs, tmp_p
     node = tmp_path / "node"
     shutil.copytree(first / "config", node / "config")
     shutil.copytree(first / "clips", node / "clips")
-    snakemake(node, "results/priors/folder.zarr/corr", "results/priors/folder.zarr/depth", "results/priors/folder.zarr/alpha", "results/models/video")
+    snakemake(
+        node,
+        "results/priors/folder.zarr/corr",
+        "results/priors/folder.zarr/depth",
+        "results/priors/folder.zarr/alpha",
+        "results/models/video",
+    )
     os.environ["SNAKEMAKE_OUTPUT_CACHE"] = str(cache)
     try:
-        result = snakemake(node, "--target-jobs", "finetune:method=vidmp3,video=folder", "--allowed-rules", "finetune", "--cache", *CACHED_RULES)
+        result = snakemake(
+            node, "--target-jobs", "finetune:method=vidmp3,video=folder", "--allowed-rules", "finetune", "--cache", *CACHED_RULES
+        )
     finally:
         del os.environ["SNAKEMAKE_OUTPUT_CACHE"]
     text = result.stdout + result.stderr

@@ -151,6 +151,7 @@ def test_strength_inverts_and_samples_the_same_share_of_the_schedule(weights, vi
     torch.testing.assert_close(ddim_invert(model, source, text, 8, strength=1.0), full, atol=0, rtol=0)
     half = ddim_invert(model, source, text, 8, strength=0.5)
     assert not torch.allclose(half, full)
+
     def distance(latents):
         return float((latents - source).abs().mean())
 

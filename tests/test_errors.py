@@ -48,14 +48,20 @@ def assert_stopped_before_any_job(workdir: Path, result, *fragments: str) -> Non
 def test_a_bad_config_value_names_file_line_and_key(tmp_path):
     workdir = folder_workflow(tmp_path, config={**SMALL_CONFIG, "editing": {"steps": "two"}})
     result = snakemake(workdir, check=False)
-    assert_stopped_before_any_job(workdir, result, "config/config.yaml, line ", "key editing/steps", "'two' is not of type 'integer'")
+    assert_stopped_before_any_job(
+        workdir, result, "config/config.yaml, line ", "key editing/steps", "'two' is not of type 'integer'"
+    )
 
 
 def test_a_sheet_with_spaces_and_a_missing_masks_folder(tmp_path):
     workdir = folder_workflow(tmp_path, rows=[FOLDER_ROW.replace("\t", "   ", 2)])
     assert_stopped_before_any_job(workdir, snakemake(workdir, check=False), "must be tab-separated")
-    write_small_config(workdir, SMALL_CONFIG, [FOLDER_ROW.replace("folder-masks", "other-masks")], ["folder\tcircle\ta circle\tstructure"])
-    assert_stopped_before_any_job(workdir, snakemake(workdir, check=False), "video folder: masks clips/other-masks does not exist")
+    write_small_config(
+        workdir, SMALL_CONFIG, [FOLDER_ROW.replace("folder-masks", "other-masks")], ["folder\tcircle\ta circle\tstructure"]
+    )
+    assert_stopped_before_any_job(
+        workdir, snakemake(workdir, check=False), "video folder: masks clips/other-masks does not exist"
+    )
 
 
 def mismatched_adapter(root: Path) -> Path:

@@ -106,7 +106,9 @@ def bad_inputs(tmp_path: Path):
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "text", "corrupt", "too short", "mixed sizes", "empty folder", "other file"])
+@pytest.mark.parametrize(
+    "case", ["missing", "empty", "text", "corrupt", "too short", "mixed sizes", "empty folder", "other file"]
+)
 def test_bad_sources_fail_clearly_and_leave_nothing(tmp_path, case):
     source, message = bad_inputs(tmp_path)[case]
     out = tmp_path / "out"

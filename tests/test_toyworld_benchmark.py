@@ -94,7 +94,10 @@ def test_empty_segmentations_are_counted_and_left_out():
     assert result["empty_frames"] == 2 and result["centroid_error"] == pytest.approx(3 / SIZE)
     empty = edit_metrics(frames, squares([None] * 4), frames, source, source, labels, labels, (0, 0))
     assert empty["empty_frames"] == 4
-    assert all(math.isnan(empty[name]) for name in ("centroid_error", "size_error", "shape_iou", "ideal_centroid_error", "silhouette_kept"))
+    assert all(
+        math.isnan(empty[name])
+        for name in ("centroid_error", "size_error", "shape_iou", "ideal_centroid_error", "silhouette_kept")
+    )
     assert set(result) == set(METRICS)
 
 
@@ -202,13 +205,20 @@ def test_priors_are_those_the_workflow_stages_write_for_the_rendered_clip(clip, 
     the `render` backends; alpha by the guide stage."""
     write_clip(clip, tmp_path / "video.mp4", tmp_path / "masks", tmp_path / "truth.zarr", fps=8)
     group = tmp_path / "clip.zarr"
-    attrs = {"frame_indices": list(range(len(clip.frames))), "source_size": [SIZE, SIZE], "size": [SIZE, SIZE],
-             "crop": "none", "source": "video.mp4"}
+    attrs = {
+        "frame_indices": list(range(len(clip.frames))),
+        "source_size": [SIZE, SIZE],
+        "size": [SIZE, SIZE],
+        "crop": "none",
+        "source": "video.mp4",
+    }
     write_array(group / "frames", clip.frames, attrs)
     write_array(group / "mask", clip.mask)
     corr_stage(group / "frames", group / "mask", group / "corr", "render", {}, truth=tmp_path / "truth.zarr")
     depth_stage(group / "frames", group / "mask", group / "depth", "render", {}, truth=tmp_path / "truth.zarr")
-    guide_stage(group / "frames", group / "corr", group / "depth", group / "mask", group / "guide", group / "alpha", tmp_path / "p.png")
+    guide_stage(
+        group / "frames", group / "corr", group / "depth", group / "mask", group / "guide", group / "alpha", tmp_path / "p.png"
+    )
     priors = rendered_priors(clip)
     for name in ("corr", "depth", "alpha"):
         np.testing.assert_array_equal(getattr(priors, name), read_array(group / name)[0].astype(np.float32), err_msg=name)
@@ -225,17 +235,32 @@ def classifier_dir(tmp_path_factory):
     torch.manual_seed(0)
     model = ToyClassifier()
     save_file({name: value.contiguous() for name, value in model.state_dict().items()}, folder / "model.safetensors")
-    config = {"widths": list(model.widths), "image_size": model.image_size, "shapes": list(world.SHAPES), "colours": list(world.COLOURS)}
+    config = {
+        "widths": list(model.widths),
+        "image_size": model.image_size,
+        "shapes": list(world.SHAPES),
+        "colours": list(world.COLOURS),
+    }
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 
 
 def outputs_in(folder: Path) -> BenchmarkOutputs:
-    names = {"rows": "edits.csv", "table": "table.csv", "differences": "differences.csv", "markdown": "table.md", "plot": "metrics.png", "strips": "strips.png", "timing": "timing.json"}
+    names = {
+        "rows": "edits.csv",
+        "table": "table.csv",
+        "differences": "differences.csv",
+        "markdown": "table.md",
+        "plot": "metrics.png",
+        "strips": "strips.png",
+        "timing": "timing.json",
+    }
     return BenchmarkOutputs(**{field: folder / name for field, name in names.items()})
 
 
-REDUCED = dict(clips=1, edits=2, methods=("vidmp3", "tune-a-video"), finetune_steps=1, inversion_steps=2, editing_steps=2, strip_clips=1)
+REDUCED = dict(
+    clips=1, edits=2, methods=("vidmp3", "tune-a-video"), finetune_steps=1, inversion_steps=2, editing_steps=2, strip_clips=1
+)
 
 
 def test_a_reduced_benchmark_writes_every_output_with_sane_metrics(tmp_path, classifier_dir):
@@ -262,7 +287,9 @@ def test_a_reduced_benchmark_writes_every_output_with_sane_metrics(tmp_path, cla
     assert len(table) == (2 + len(CHANCE_LEVELS)) * len(METRICS) and set(table["metric"]) == set(METRICS)
     vidmp3 = on_disk[on_disk["method"] == "vidmp3"]
     row = table[(table["method"] == "vidmp3") & (table["metric"] == "centroid_error")].iloc[0]
-    assert row["mean"] == pytest.approx(vidmp3["centroid_error"].mean()) and row["count"] == vidmp3["centroid_error"].notna().sum()
+    assert (
+        row["mean"] == pytest.approx(vidmp3["centroid_error"].mean()) and row["count"] == vidmp3["centroid_error"].notna().sum()
+    )
     assert row["std"] == pytest.approx(vidmp3["centroid_error"].std(ddof=1), nan_ok=True)
     markdown = Path(outputs.markdown).read_text()
     assert all(name in markdown for name in ("vidmp3", "tune-a-video", *CHANCE_LEVELS, METRICS["shape_iou"].label))
@@ -279,8 +306,15 @@ def test_the_rule_runs_the_benchmark_from_the_config(tmp_path, classifier_dir):
     """`snakemake toyworld_benchmark` on the tiny preset: the rule, its helpers and its script."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["toyworld"]["benchmark"].update(
-        preset="tiny", classifier=str(classifier_dir), clips=1, edits=1, methods=["no-motionguide"],
-        finetune_steps=1, inversion_steps=1, editing_steps=1, strip_clips=1,
+        preset="tiny",
+        classifier=str(classifier_dir),
+        clips=1,
+        edits=1,
+        methods=["no-motionguide"],
+        finetune_steps=1,
+        inversion_steps=1,
+        editing_steps=1,
+        strip_clips=1,
     )
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))

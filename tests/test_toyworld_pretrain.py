@@ -98,9 +98,7 @@ def test_motion_stage_writes_an_adapter_that_loads_with_the_base(pretrained):
     adapter = MotionAdapter.from_pretrained(motion / "motion_adapter", use_safetensors=True)
     trained = {name: value for name, value in adapter.state_dict().items() if name.endswith("proj_out.weight")}
     assert trained and any(value.abs().sum() > 0 for value in trained.values())  # moved off the zero start
-    spec = model_spec(
-        "toyworld", base=str(pretrained / "image" / "base"), motion_adapter=str(motion / "motion_adapter")
-    )
+    spec = model_spec("toyworld", base=str(pretrained / "image" / "base"), motion_adapter=str(motion / "motion_adapter"))
     components = load_components(spec, "cpu", torch.float32)
     assert components.scheduler_config["prediction_type"] == "sample"
     samples = json.loads((motion / "samples.json").read_text())

@@ -31,7 +31,6 @@ from vidmp3.motionguide import guide_input
 from vidmp3.windows import Window, blend_windows
 
 
-
 @dataclass
 class VideoModel:
     """A fine-tuned model with its video attention installed, the source's MotionGuide vectors, and the
@@ -59,9 +58,7 @@ class VideoModel:
     ) -> torch.Tensor:
         vectors = None if self.vectors is None else {width: v[start:stop] for width, v in self.vectors.items()}
         with self.attention.frames(stop - start, vectors, self.finetuned.guide_strength):
-            return self.finetuned.components.unet(
-                latents[:, :, start:stop], timestep, **text.unet_kwargs(stop - start)
-            ).sample
+            return self.finetuned.components.unet(latents[:, :, start:stop], timestep, **text.unet_kwargs(stop - start)).sample
 
 
 @dataclass
@@ -265,9 +262,7 @@ def edit_video(
     return inverted, clips, seconds
 
 
-def edit_job(
-    frames, weights, video_unet, priors: dict, source_prompt: str, edits: dict, settings: dict, out_dir
-) -> None:
+def edit_job(frames, weights, video_unet, priors: dict, source_prompt: str, edits: dict, settings: dict, out_dir) -> None:
     """The edit rule: one video's inversion and all its edits (concept -> {prompt, title}) into `out_dir`:
     `<concept>.mp4` at the source's sampled frame rate, `<concept>.png` (source above edit),
     `latents.safetensors` (source and inverted) and `edits.json`."""
@@ -280,7 +275,12 @@ def edit_job(
     fields = [name for name in EditSettings.__dataclass_fields__ if name != "window"]
     edit_settings = EditSettings(**{name: settings[name] for name in fields}, window=Window(**settings["window"]))
     inverted, clips, seconds = edit_video(
-        weights, video_unet, source_priors, source_prompt, {concept: edit["prompt"] for concept, edit in edits.items()}, edit_settings
+        weights,
+        video_unet,
+        source_priors,
+        source_prompt,
+        {concept: edit["prompt"] for concept, edit in edits.items()},
+        edit_settings,
     )
     source = load_file(Path(weights) / LATENTS_FILE)["source"]
     fps = (attrs["fps"] or settings["folder_fps"]) / attrs["stride"]

@@ -107,9 +107,7 @@ def _check_inputs(
         raise InputError(f"method {method!r} needs the MotionGuide input (guide) and alpha")
     channels = MotionGuide.in_channels(variant)
     if guide.ndim != 4 or guide.shape[1] != channels:
-        raise InputError(
-            f"guide must be (N, {channels}, H, W) for method {method!r} (variant {variant!r}), got {guide.shape}"
-        )
+        raise InputError(f"guide must be (N, {channels}, H, W) for method {method!r} (variant {variant!r}), got {guide.shape}")
     if guide.shape[0] != num_frames:
         raise InputError(f"guide has {guide.shape[0]} frames, the clip has {num_frames}")
     if alpha.shape != (num_frames,):
@@ -193,8 +191,7 @@ def finetune(
     prediction_type = scheduler.config.prediction_type
     if prediction_type not in PREDICTION_TYPES:
         raise InputError(
-            f"model base {spec.base}: prediction type {prediction_type!r} is unknown; "
-            f"expected one of {PREDICTION_TYPES}"
+            f"model base {spec.base}: prediction type {prediction_type!r} is unknown; expected one of {PREDICTION_TYPES}"
         )
 
     # Encoded once: the latents are saved with the weights for inversion; the VAE and text encoder
@@ -210,10 +207,16 @@ def finetune(
     if method.guide_variant is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            motion_guide = MotionGuide(**motion_guide_config(
-                method.guide_variant, method.guide_layout, motion_slots(unet).values(), codec_factor(components.vae),
-                config.motion_guide_hidden, coarse=method.guide_lowest_only,
-            ))
+            motion_guide = MotionGuide(
+                **motion_guide_config(
+                    method.guide_variant,
+                    method.guide_layout,
+                    motion_slots(unet).values(),
+                    codec_factor(components.vae),
+                    config.motion_guide_hidden,
+                    coarse=method.guide_lowest_only,
+                )
+            )
         motion_guide.to(device).train()
         guide_tensor = torch.from_numpy(np.asarray(guide, dtype=np.float32)).to(device)
         alpha_tensor = torch.from_numpy(np.asarray(alpha, dtype=np.float32)).to(device)
@@ -238,9 +241,7 @@ def finetune(
         for start in tqdm(window_starts, desc=f"fine-tune {config.method}"):
             stop = start + window
             clean = latents[:, :, start:stop]
-            timestep = torch.randint(
-                0, scheduler.config.num_train_timesteps, (1,), generator=generator, device=device
-            )
+            timestep = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=generator, device=device)
             noise = torch.randn(clean.shape, generator=generator, device=device)
             noisy = scheduler.add_noise(clean, noise, timestep)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast):
@@ -262,8 +263,15 @@ def finetune(
             with torch.no_grad():
                 vectors = motion_guide(guide_tensor[:window], alpha_tensor[:window])
             effect = measure_guide_effect(
-                unet, video_attention, vectors, config.guide_strength, latents[:, :, :window].to(unet.dtype),
-                text.unet_kwargs(window), scheduler, config.seed, autocast_dtype if autocast else None,
+                unet,
+                video_attention,
+                vectors,
+                config.guide_strength,
+                latents[:, :, :window].to(unet.dtype),
+                text.unet_kwargs(window),
+                scheduler,
+                config.seed,
+                autocast_dtype if autocast else None,
             )
     finally:
         video_attention.restore()

@@ -19,7 +19,6 @@ from vidmp3.store import read_array, write_array, write_group
 from vidmp3.video_io import VIDEO_SUFFIXES, list_images, read_frame_folder, read_video
 
 
-
 def frame_indices(first_frame: int, frames: int, stride: int) -> list[int]:
     return list(range(first_frame, first_frame + frames * stride, stride))
 
@@ -47,9 +46,7 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int], crop: str) -> np.nd
 def resize_masks(masks: np.ndarray, size: tuple[int, int], crop: str) -> np.ndarray:
     """Resample boolean masks exactly as the frames: area-average the coverage, keep >= 0.5."""
     box = crop_box(masks.shape[2], masks.shape[1], size, crop)
-    resized = [
-        np.asarray(Image.fromarray(m.astype(np.float32)).resize(size, Image.BOX, box=box)) >= 0.5 for m in masks
-    ]
+    resized = [np.asarray(Image.fromarray(m.astype(np.float32)).resize(size, Image.BOX, box=box)) >= 0.5 for m in masks]
     return np.stack(resized)
 
 

@@ -105,9 +105,7 @@ class ClipScorer:
             self.model = CLIPModel.from_pretrained(model).to(device).eval()
             self.processor = CLIPProcessor.from_pretrained(model)
         except OSError as error:
-            raise InputError(
-                f"CLIP model {model!r} cannot be loaded (a local folder or a cached hub id): {error}"
-            ) from None
+            raise InputError(f"CLIP model {model!r} cannot be loaded (a local folder or a cached hub id): {error}") from None
         self.device = torch.device(device)
         self.batch_size = batch_size
 
@@ -181,8 +179,13 @@ def track_points(frames: np.ndarray, points: np.ndarray) -> np.ndarray:
         if not alive.any():
             continue
         ahead, found, _ = cv2.calcOpticalFlowPyrLK(
-            greys[t - 1], greys[t], tracks[alive, t - 1].reshape(-1, 1, 2), None,
-            winSize=LK_WINDOW, maxLevel=LK_LEVELS, criteria=LK_CRITERIA,
+            greys[t - 1],
+            greys[t],
+            tracks[alive, t - 1].reshape(-1, 1, 2),
+            None,
+            winSize=LK_WINDOW,
+            maxLevel=LK_LEVELS,
+            criteria=LK_CRITERIA,
         )
         found = found.ravel().astype(bool)
         moving = np.flatnonzero(alive)
@@ -263,9 +266,7 @@ def segment_subject(frames: np.ndarray, source_mask: np.ndarray, threshold: floa
     return masks
 
 
-def trajectory_errors(
-    masks: np.ndarray, centres: np.ndarray, depth: np.ndarray
-) -> tuple[float | None, float | None, int]:
+def trajectory_errors(masks: np.ndarray, centres: np.ndarray, depth: np.ndarray) -> tuple[float | None, float | None, int]:
     """(trajectory_error_px, size_log_error, frames used) of subject masks against a pose track."""
     found = masks.reshape(len(masks), -1).any(axis=1)
     if found.sum() < 2:
@@ -360,8 +361,15 @@ def evaluate_edit(
         metrics["trajectory_error_px"], metrics["size_log_error"] = trajectory, size
 
     record = {
-        "video": video, "concept": concept, "method": method, "category": category, "kind": kind,
-        "prompt": prompt, "metrics": metrics, "not_available": not_available, "details": details,
+        "video": video,
+        "concept": concept,
+        "method": method,
+        "category": category,
+        "kind": kind,
+        "prompt": prompt,
+        "metrics": metrics,
+        "not_available": not_available,
+        "details": details,
     }
     bad = [name for name, value in metrics.items() if value is not None and not math.isfinite(value)]
     if bad:

@@ -153,8 +153,7 @@ class MotionGuide(ModelMixin, ConfigMixin):
         expected = VARIANT_CHANNELS[self.config.variant]
         if guide.ndim != 4 or guide.shape[1] != expected:
             raise ValueError(
-                f"guide must have shape (N, {expected}, H, W) for variant {self.config.variant!r}, "
-                f"got {tuple(guide.shape)}"
+                f"guide must have shape (N, {expected}, H, W) for variant {self.config.variant!r}, got {tuple(guide.shape)}"
             )
         height, width = guide.shape[-2:]
         support = (guide != 0).any(dim=1, keepdim=True)

@@ -156,7 +156,9 @@ def prefetch_weights(
             problems.append(str(error))
     if problems:
         if constants.HF_HUB_OFFLINE:
-            advice = "HF_HUB_OFFLINE=1 is set, so nothing was downloaded: run this target once without it on a machine with internet"
+            advice = (
+                "HF_HUB_OFFLINE=1 is set, so nothing was downloaded: run this target once without it on a machine with internet"
+            )
         else:
             advice = "check the ids, the network, and for gated models `hf auth login`"
         raise InputError(

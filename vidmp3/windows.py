@@ -70,7 +70,11 @@ def blend_windows(
             full = list(prediction.shape)
             full[frame_dim] = num_frames
             total = torch.zeros(full, device=prediction.device, dtype=torch.float32)
-            weight_sum = torch.zeros([num_frames if d == frame_dim else 1 for d in range(prediction.ndim)], device=prediction.device, dtype=torch.float32)
+            weight_sum = torch.zeros(
+                [num_frames if d == frame_dim else 1 for d in range(prediction.ndim)],
+                device=prediction.device,
+                dtype=torch.float32,
+            )
         total.narrow(frame_dim, start, stop - start).add_(prediction.float() * weights)
         weight_sum.narrow(frame_dim, start, stop - start).add_(weights)
     return (total / weight_sum).to(prediction.dtype)

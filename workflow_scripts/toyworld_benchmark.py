@@ -12,5 +12,7 @@ with log_to(snakemake.log[0]):
         BenchmarkConfig(**snakemake.params.settings),
         model_spec(**snakemake.params.model),
         snakemake.input.classifier,
-        BenchmarkOutputs(**{name: snakemake.output[name] for name in ("rows", "table", "differences", "markdown", "plot", "strips", "timing")}),
+        BenchmarkOutputs(
+            **{name: snakemake.output[name] for name in ("rows", "table", "differences", "markdown", "plot", "strips", "timing")}
+        ),
     )

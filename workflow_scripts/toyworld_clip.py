@@ -3,4 +3,6 @@ from vidmp3.logs import log_to
 from vidmp3.toyworld.world import write_toy_clip
 
 with log_to(snakemake.log[0]):
-    write_toy_clip(snakemake.params.spec, video=snakemake.output.video, masks=snakemake.output.masks, truth=snakemake.output.truth)
+    write_toy_clip(
+        snakemake.params.spec, video=snakemake.output.video, masks=snakemake.output.masks, truth=snakemake.output.truth
+    )

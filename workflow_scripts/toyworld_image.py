@@ -7,6 +7,4 @@ from vidmp3.toyworld.pretrain.settings import ImageSettings
 
 torch.set_num_threads(snakemake.threads)
 with log_to(snakemake.log[0]):
-    pretrain_image(
-        ImageSettings(**snakemake.params.settings), snakemake.output.model, classifier_dir=snakemake.input.classifier
-    )
+    pretrain_image(ImageSettings(**snakemake.params.settings), snakemake.output.model, classifier_dir=snakemake.input.classifier)

@@ -28,7 +28,9 @@ CORR_COLOURS = (
     "frame-0 position (x, y) -> R = (x - x0)/w, G = (y - y0)/h, B = 1 - (R+G)/2 (clamped to [0, 1]) with colour_box "
     "[x0, y0, w, h] frame 0's subject bounding box, looked up at each pixel's match; 0 outside the subject"
 )
-DEPTH_CONVENTION = f"near is large; per video, subject pixels span [{DEPTH_FLOOR}, 1] (1st-99th percentile); 0 outside the subject"
+DEPTH_CONVENTION = (
+    f"near is large; per video, subject pixels span [{DEPTH_FLOOR}, 1] (1st-99th percentile); 0 outside the subject"
+)
 
 
 def _aligned_truth(truth: PathLike | None, frames_attrs: dict[str, Any]) -> AlignedTruth | None:
@@ -37,8 +39,12 @@ def _aligned_truth(truth: PathLike | None, frames_attrs: dict[str, Any]) -> Alig
 
 
 def mask_stage(
-    frames: PathLike, out: PathLike, backend: str, options: dict[str, Any],
-    given: PathLike | None = None, class_name: str = "",
+    frames: PathLike,
+    out: PathLike,
+    backend: str,
+    options: dict[str, Any],
+    given: PathLike | None = None,
+    class_name: str = "",
 ) -> None:
     """Write `mask` bool (N,H,W) from the `frames` array (and the `mask_given` array for backend given)."""
     frame_array, frames_attrs = read_array(frames)
@@ -63,7 +69,11 @@ def _empty_first_mask(video: str, backend: str, folder: str | None, class_name: 
 
 
 def corr_stage(
-    frames: PathLike, mask: PathLike, out: PathLike, backend: str, options: dict[str, Any],
+    frames: PathLike,
+    mask: PathLike,
+    out: PathLike,
+    backend: str,
+    options: dict[str, Any],
     truth: PathLike | None = None,
 ) -> None:
     """Write `corr` float16 (N,H,W,3): the colour of each subject pixel's match in frame 0."""
@@ -83,7 +93,11 @@ def corr_stage(
 
 
 def depth_stage(
-    frames: PathLike, mask: PathLike, out: PathLike, backend: str, options: dict[str, Any],
+    frames: PathLike,
+    mask: PathLike,
+    out: PathLike,
+    backend: str,
+    options: dict[str, Any],
     truth: PathLike | None = None,
 ) -> None:
     """Write `depth` float16 (N,H,W): normalised per video, near is large, 0 outside the subject."""
@@ -94,8 +108,13 @@ def depth_stage(
 
 
 def guide_stage(
-    frames: PathLike, corr: PathLike, depth: PathLike, mask: PathLike,
-    guide_out: PathLike, alpha_out: PathLike, figure_out: PathLike,
+    frames: PathLike,
+    corr: PathLike,
+    depth: PathLike,
+    mask: PathLike,
+    guide_out: PathLike,
+    alpha_out: PathLike,
+    figure_out: PathLike,
 ) -> None:
     """Write `guide` float16 (N,3,H,W) = corr ⊙ depth, `alpha` float32 (N,), and the Fig. 4 strip PNG."""
     frame_array, _ = read_array(frames)

@@ -285,7 +285,9 @@ def benchmark_clip(
     for name, (make, _) in CHANCE_LEVELS.items():
         for edit, ideal in enumerate(ideals):
             reference = make(clip, other, ideal)
-            rows.append({"method": name, "edit": edit, **_score(classifier, reference, clip, ideal, plan, edit, config.segment_threshold)})
+            rows.append(
+                {"method": name, "edit": edit, **_score(classifier, reference, clip, ideal, plan, edit, config.segment_threshold)}
+            )
     firsts = {"source": frames}
     started = timer.add("metrics", started)
     dtype = resolve_dtype(config.dtype, config.device)
@@ -301,8 +303,16 @@ def benchmark_clip(
         started = timer.add("inversion", started)
         for edit in range(config.edits):
             edited = sample_edit(
-                model, noise, plan.target_caption(edit), config.negative_prompt, config.guidance_scale,
-                config.editing_steps, height, width, config.unguided_steps, config.strength,
+                model,
+                noise,
+                plan.target_caption(edit),
+                config.negative_prompt,
+                config.guidance_scale,
+                config.editing_steps,
+                height,
+                width,
+                config.unguided_steps,
+                config.strength,
             )
             started = timer.add("sampling", started)
             score = _score(classifier, edited, clip, ideals[edit], plan, edit, config.segment_threshold)
@@ -390,12 +400,17 @@ def summary_table(rows: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
         for metric in METRICS:
             values = mine[metric].dropna()
             low, high = bootstrap_interval(mine[metric], mine["clip_seed"])
-            records.append({
-                "method": method, "metric": metric,
-                "mean": values.mean() if len(values) else float("nan"),
-                "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
-                "count": int(len(values)), "ci_low": low, "ci_high": high,
-            })
+            records.append(
+                {
+                    "method": method,
+                    "metric": metric,
+                    "mean": values.mean() if len(values) else float("nan"),
+                    "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
+                    "count": int(len(values)),
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
     return pd.DataFrame(records)
 
 
@@ -416,10 +431,16 @@ def paired_differences(rows: pd.DataFrame, methods: tuple[str, ...]) -> pd.DataF
         for metric in METRICS:
             values = difference[metric].dropna()
             low, high = bootstrap_interval(difference[metric], difference["clip_seed"])
-            records.append({
-                "method": method, "metric": metric, "mean": values.mean() if len(values) else float("nan"),
-                "ci_low": low, "ci_high": high, "count": int(len(values)),
-            })
+            records.append(
+                {
+                    "method": method,
+                    "metric": metric,
+                    "mean": values.mean() if len(values) else float("nan"),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "count": int(len(values)),
+                }
+            )
     return pd.DataFrame(records, columns=columns)
 
 

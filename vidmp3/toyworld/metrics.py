@@ -114,7 +114,9 @@ def silhouette_kept(edit_masks: np.ndarray, source_masks: np.ndarray, ideal_mask
     _check_masks("edit masks", edit_masks)
     _check_masks("ideal masks", ideal_masks)
     if not edit_masks.shape == source_masks.shape == ideal_masks.shape:
-        raise InputError(f"edit masks {edit_masks.shape}, source masks {source_masks.shape} and ideal masks {ideal_masks.shape} differ in shape")
+        raise InputError(
+            f"edit masks {edit_masks.shape}, source masks {source_masks.shape} and ideal masks {ideal_masks.shape} differ in shape"
+        )
     source_only = source_masks & ~ideal_masks
     counted = edit_masks.any(axis=(1, 2)) & source_only.any(axis=(1, 2))
     covered = (edit_masks & source_only).sum(axis=(1, 2))[counted]
@@ -125,7 +127,9 @@ def label_agreement(shapes: np.ndarray, colours: np.ndarray) -> float:
     """Share of consecutive frame pairs with the same classified (shape, colour)."""
     shapes, colours = np.asarray(shapes), np.asarray(colours)
     if shapes.shape != colours.shape or shapes.ndim != 1 or len(shapes) < 2:
-        raise InputError(f"need one shape and one colour label per frame (at least 2 frames), got {shapes.shape} and {colours.shape}")
+        raise InputError(
+            f"need one shape and one colour label per frame (at least 2 frames), got {shapes.shape} and {colours.shape}"
+        )
     return float(((shapes[1:] == shapes[:-1]) & (colours[1:] == colours[:-1])).mean())
 
 

@@ -135,8 +135,11 @@ def key_by_content() -> bool:
             return await original(self, job)
         digest = hashlib.sha256()
         _, source, _, _, _ = script.get_source(
-            job.rule.script, job.rule.workflow.sourcecache, basedir=job.rule.basedir,
-            wildcards=job.wildcards, params=job.params,
+            job.rule.script,
+            job.rule.workflow.sourcecache,
+            basedir=job.rule.basedir,
+            wildcards=job.wildcards,
+            params=job.params,
         )
         digest.update(source.encode())
         for name, value in sorted(job.params._allitems(), key=lambda item: str(item[0])):

@@ -126,7 +126,9 @@ def _read_sheet(path: str | os.PathLike, schema: dict[str, Any], id_columns: lis
         raise InputError(f"{path}: sheet is empty (no header line)")
     header = [name.strip() for name in lines[0]]
     if len(header) == 1 and " " in header[0].strip():
-        raise InputError(f"{path}, line 1: the header has no tab; the sheet must be tab-separated (tabs, not spaces, between columns)")
+        raise InputError(
+            f"{path}, line 1: the header has no tab; the sheet must be tab-separated (tabs, not spaces, between columns)"
+        )
     columns = schema["properties"]
     rows = []
     for number, cells in enumerate(lines[1:], start=2):
@@ -195,7 +197,9 @@ def check_sheet_paths(videos: pd.DataFrame, sheet: str | os.PathLike, made: set[
             if not value or value in made:
                 continue
             path = Path(value)
-            problem = "does not exist" if not path.exists() else "is not a folder" if column == "masks" and not path.is_dir() else None
+            problem = (
+                "does not exist" if not path.exists() else "is not a folder" if column == "masks" and not path.is_dir() else None
+            )
             if problem:
                 raise InputError(
                     f"{sheet}: video {row.video}: {column} {value} {problem}; fix the path in column {column} "

@@ -1,5 +1,4 @@
-"""Stage 3: float16 copies of the image model and the motion adapter in the preset layout, with a model card.
-"""
+"""Stage 3: float16 copies of the image model and the motion adapter in the preset layout, with a model card."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Stage 1: the ToyWorld text-to-image model (UNet and text encoder) from scratch on still renders.
-"""
+"""Stage 1: the ToyWorld text-to-image model (UNet and text encoder) from scratch on still renders."""
 
 from __future__ import annotations
 
@@ -87,9 +86,7 @@ def _image_grid(path: Path, frames: np.ndarray, prompts: list[str], per_prompt: 
     figure.savefig(path, dpi=100)
 
 
-def pretrain_image(
-    settings: ImageSettings, out_dir: str | os.PathLike, classifier_dir: str | os.PathLike | None = None
-) -> None:
+def pretrain_image(settings: ImageSettings, out_dir: str | os.PathLike, classifier_dir: str | os.PathLike | None = None) -> None:
     """Train the ToyWorld text-to-image model from scratch and write `out_dir` (atomically):
 
         base/{unet,vae,text_encoder,tokenizer,scheduler}/   save_pretrained folders (EMA weights)

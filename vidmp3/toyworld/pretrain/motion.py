@@ -1,5 +1,4 @@
-"""Stage 2: a `MotionAdapter` on the frozen image UNet, on clips of subjects moving, turning and changing depth.
-"""
+"""Stage 2: a `MotionAdapter` on the frozen image UNet, on clips of subjects moving, turning and changing depth."""
 
 from __future__ import annotations
 

@@ -24,7 +24,6 @@ class ImageSettings:
     samples_per_caption: int = 4
 
 
-
 @dataclass(frozen=True)
 class MotionSettings:
     """Motion-module pretraining (the workflow's `toyworld: pretrain:` config)."""
@@ -40,7 +39,6 @@ class MotionSettings:
     guidance_scale: float = 2.0
     sample_steps: int = 25
     sample_clips: int = 8
-
 
 
 def check_settings(settings: ImageSettings | MotionSettings, stage: str, pool: str) -> None:

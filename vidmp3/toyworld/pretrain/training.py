@@ -31,9 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def prompt_token_ids(tokenizer: CLIPTokenizer, prompts: list[str]) -> torch.Tensor:
-    tokens = tokenizer(
-        prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    )
+    tokens = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt")
     return tokens.input_ids
 
 
