@@ -68,7 +68,7 @@ def main() -> None:
             other = world.render_toy_clip(
                 plan.shape, plan.colour, plan.seed + OTHER_CLIP_OFFSET, size=world.IMAGE_SIZE, motion=config.motion
             )
-            ideals = [ideal_edit(plan, edit, config.motion) for edit in range(args.edits)]
+            ideals = [ideal_edit(plan, edit, config.frames, config.motion) for edit in range(args.edits)]
             for name, levels in chance.items():
                 for edit, ideal in enumerate(ideals):
                     score = _score(

@@ -8,6 +8,7 @@ sys.path.insert(0, workflow.basedir)  # import vidmp3 from this checkout even wi
 
 from vidmp3.edit_schedule import check_edit_schedule
 from vidmp3.errors import InputError
+from vidmp3.frames import ALL_FRAMES
 from vidmp3.logs import exit_on_input_error
 from vidmp3.methods import METHODS as METHOD_TABLE
 from vidmp3.precision import video_model_dtype
@@ -101,7 +102,7 @@ def frames_sampling(wildcards):
     row = video_row(wildcards)
     return {
         "first_frame": int(row["first_frame"]),
-        "frames": int(row["frames"]),
+        "frames": ALL_FRAMES if row["frames"] == ALL_FRAMES else int(row["frames"]),
         "stride": int(row["stride"]),
         "size": list(parse_size(row["size"])),
         "crop": row["crop"],
@@ -178,13 +179,17 @@ SHIPPED_PRESETS = {"toyworld": workdir_relative(f"{workflow.basedir}/vidmp3/toyw
 def check_video_model_once():
     """The video model's folders, layer shapes and the clips' lengths (config.json files only, no torch),
     when the first model stage is planned, before any job runs; `prefetch_weights` alone needs none.
-    The tiny presets are built by the workflow to fit."""
+    The tiny presets are built by the workflow to fit. A clip of `frames: all` is counted as one
+    window long (its length is known once the frames stage has read it; its windows are no longer)."""
     if config["model"]["preset"] in TINY_PRESETS:
         return
     with exit_on_input_error():
         check_video_model(
             model_spec(config["model"]["preset"], config["model"]["base"] or None, config["model"]["motion_adapter"] or None),
-            {video: int(frames) for video, frames in VIDEOS["frames"].items()},
+            {
+                video: config["window"]["frames"] if frames == ALL_FRAMES else int(frames)
+                for video, frames in VIDEOS["frames"].items()
+            },
             config["window"]["frames"],
         )
 

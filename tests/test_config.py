@@ -41,6 +41,18 @@ def test_defaults_filled_and_numbers_parsed(videos):
     assert (dog["first_frame"], dog["frames"], dog["stride"], dog["size"]) == (2, 8, 2, "128x64")
 
 
+def test_frames_all_is_kept_as_a_word_and_other_words_are_refused(tmp_path):
+    sheet = write(tmp_path / "videos.tsv", VIDEOS_HEADER + "car\tclips/car.mp4\t\ta car\tobject\t\t\tall\t2\t64x64\t\n")
+    assert load_videos(sheet, SCHEMAS).loc["car", "frames"] == "all"
+    for cell, message in [
+        ("al", "line 2: frames: 'al' does not match '\\^all\\$'"),
+        ("1", "frames: 1 is less than the minimum of 2"),
+    ]:
+        write(sheet, VIDEOS_HEADER + f"car\tclips/car.mp4\t\ta car\tobject\t\t\t{cell}\t2\t64x64\t\n")
+        with pytest.raises(InputError, match=message):
+            load_videos(sheet, SCHEMAS)
+
+
 def test_config_defaults_and_unknown_key():
     config = load_config({"render": {"clips": {"cube": {"shape": "sphere"}}}}, SCHEMAS)
     assert config["videos"] == "config/videos.tsv"

@@ -15,6 +15,9 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from snakemake_runs import REPO, snakemake
+from test_windows import recording_frames
+
+import vidmp3.finetune
 
 from vidmp3.errors import InputError
 from vidmp3.model.presets import model_spec
@@ -40,8 +43,10 @@ from vidmp3.toyworld.benchmark import (
     rendered_priors,
     run_benchmark,
 )
-from vidmp3.toyworld.classifier import ToyClassifier
+from vidmp3.toyworld.classifier import ToyClassifier, load_classifier
+from vidmp3.toyworld.long_clips import long_clips_markdown, run_long_clips
 from vidmp3.toyworld.metrics import METRICS, edit_metrics, mask_iou, silhouette_kept, trajectory_errors
+from vidmp3.windows import Window, seam_score
 
 SIZE = world.IMAGE_SIZE
 
@@ -140,7 +145,7 @@ def test_the_ideal_edit_is_the_reference_for_path_and_silhouette():
 
 def test_chance_levels_score_what_they_are(clip):
     other = world.render_toy_clip("cube", "red", world.HELD_OUT_SEED + OTHER_CLIP_OFFSET)
-    ideal = ideal_edit(ClipPlan(world.HELD_OUT_SEED, "cube", "red", (("sphere", "blue"),)), 0, "large")
+    ideal = ideal_edit(ClipPlan(world.HELD_OUT_SEED, "cube", "red", (("sphere", "blue"),)), 0, world.CLIP_FRAMES, "large")
     errors, ideal_errors = {}, {}
     for name, (make, _) in CHANCE_LEVELS.items():
         frames = make(clip, other, ideal)
@@ -327,3 +332,27 @@ def test_the_rule_runs_the_benchmark_from_the_config(tmp_path, classifier_dir):
     assert set(pd.read_csv(results / "table.csv")["method"]) == {"no-motionguide", *CHANCE_LEVELS}
     assert json.loads((results / "timing.json").read_text())["torch_threads"] == 1
     assert (tmp_path / "results" / "logs" / "toyworld" / "benchmark.log").is_file()
+
+
+def test_long_clips_edit_window_by_window_and_score_the_seams(tmp_path, classifier_dir, monkeypatch):
+    """benchmarks/long_clips.py's mechanics on a tiny setting: 12-frame clips through 4-frame windows."""
+    build_tiny("tiny", tmp_path / "models" / "tiny", seed=0)
+    window = Window(4, 2)
+    config = BenchmarkConfig(**REDUCED | dict(clips=2, edits=1, methods=("vidmp3", "no-motionguide"), frames=12, window=window))
+    calls = recording_frames(monkeypatch, vidmp3.finetune)
+    rows, timer = run_long_clips(config, model_spec("tiny", tiny_dir=tmp_path / "models"), load_classifier(classifier_dir))
+    assert calls and set(calls) == {window.frames}  # fine-tuning, inversion and sampling: one window per UNet call
+    assert len(rows) == 2 * (2 + len(CHANCE_LEVELS)) and rows["seam_score"].notna().sum() == len(rows) - 2  # static: none
+    for seed, mine in rows.groupby("clip_seed"):
+        plan = plan_clip(seed, 1)
+        source = world.render_toy_clip(plan.shape, plan.colour, seed, frames=12)
+        unedited = mine[mine["method"] == UNEDITED].iloc[0]
+        assert unedited["seam_score"] == pytest.approx(seam_score(source.frames, window)) and unedited["centroid_error"] < 0.01
+    assert timer.summary()["sampling"]["runs"] == 2 * 2
+    markdown = long_clips_markdown(rows, config)
+    assert "12 frames, 5 windows of 4 frames every 2" in markdown and "Paired differences" in markdown
+    assert all(f"| {name} |" in markdown or f"| *{name}* |" in markdown for name in (*config.methods, *CHANCE_LEVELS))
+    with pytest.raises(InputError, match="long clips need more frames than the 4-frame window, got 4"):
+        run_long_clips(BenchmarkConfig(**REDUCED | dict(frames=4, window=window)), None, None)
+    with pytest.raises(InputError, match="frames per clip must be at least 2"):
+        BenchmarkConfig(frames=1)

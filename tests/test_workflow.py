@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from snakemake_runs import REPO, planned_jobs, snakemake
+from snakemake_runs import REPO, planned_jobs, snakemake, write_folder_clip
 
 from vidmp3.store import read_array, read_group_attrs
 
@@ -216,6 +216,14 @@ def test_bad_source_fails_the_job_and_leaves_no_partial_output(tmp_path):
     assert "broken.mp4: not a readable video" in log
     group = tmp_path / "results" / "priors" / "broken.zarr"
     assert not group.exists() or list(group.iterdir()) == []
+
+
+def test_frames_all_samples_the_clip_to_its_end(tmp_path):
+    write_folder_clip(tmp_path, frames=11)
+    write_sheets(tmp_path, ["folder\tclips/folder\t\ta square\tobject\tsmall\t1\tall\t3\t48x32\tnone"], [])
+    snakemake(tmp_path, "results/priors/folder.zarr/frames")
+    frames, attrs = read_array(tmp_path / "results" / "priors" / "folder.zarr" / "frames")
+    assert attrs["frame_indices"] == [1, 4, 7, 10] and frames.shape == (4, 32, 48, 3)
 
 
 def test_bad_config_stops_at_parse_time(tmp_path):

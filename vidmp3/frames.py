@@ -16,11 +16,28 @@ from PIL import Image
 
 from vidmp3.errors import InputError
 from vidmp3.store import read_array, write_array, write_group
-from vidmp3.video_io import VIDEO_SUFFIXES, list_images, read_frame_folder, read_video
+from vidmp3.video_io import VIDEO_SUFFIXES, count_frames, list_images, read_frame_folder, read_video
 
 
 def frame_indices(first_frame: int, frames: int, stride: int) -> list[int]:
     return list(range(first_frame, first_frame + frames * stride, stride))
+
+
+ALL_FRAMES = "all"
+"""The videos sheet's `frames` value that takes every stride-th frame from first_frame to the clip's end."""
+
+
+def all_frames(source: Path, first_frame: int, stride: int) -> int:
+    """How many frames `frames: all` takes: every stride-th from first_frame to the clip's end. Any
+    length of at least 2 fits the method (a clip longer than the window is edited window by window)."""
+    available = count_frames(source)
+    frames = len(range(first_frame, available, stride))
+    if frames < 2:
+        raise InputError(
+            f"{source}: has {available} frames, so frames all from first frame {first_frame} every {stride} "
+            f"gives {frames}; the frames stage needs at least 2: lower first_frame or stride in the videos sheet"
+        )
+    return frames
 
 
 def crop_box(width: int, height: int, size: tuple[int, int], crop: str) -> tuple[int, int, int, int]:
@@ -67,23 +84,26 @@ def ingest_frames(
     source: str | os.PathLike,
     group: str | os.PathLike,
     first_frame: int,
-    frames: int,
+    frames: int | str,
     stride: int,
     size: tuple[int, int],
     crop: str,
 ) -> None:
-    """Write `{group}/frames` uint8 (N,H,W,3) and the group's metadata for one source clip."""
+    """Write `{group}/frames` uint8 (N,H,W,3) and the group's metadata for one source clip; `frames`
+    ALL_FRAMES takes every stride-th frame from first_frame to the clip's end."""
     source = Path(source)
     if not source.exists():
         raise InputError(f"{source}: no such video file or frame folder")
+    if not source.is_dir() and source.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(f"{source}: not a video file ({', '.join(sorted(VIDEO_SUFFIXES))}) or a frame folder")
+    if frames == ALL_FRAMES:
+        frames = all_frames(source, first_frame, stride)
     indices = frame_indices(first_frame, frames, stride)
     if source.is_dir():
         raw, total = read_frame_folder(source, indices)
         fps = None
-    elif source.suffix.lower() in VIDEO_SUFFIXES:
-        raw, fps, total = read_video(source, indices)
     else:
-        raise InputError(f"{source}: not a video file ({', '.join(sorted(VIDEO_SUFFIXES))}) or a frame folder")
+        raw, fps, total = read_video(source, indices)
     attrs = {
         "source": str(source),
         "sha256": sha256_of(source),

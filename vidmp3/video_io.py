@@ -37,6 +37,19 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def count_frames(source: Path) -> int:
+    """How many frames a frame folder or a video file holds (a video is decoded: its packets may not say)."""
+    if source.is_dir():
+        return len(list_images(source))
+    try:
+        with av.open(str(source)) as container:
+            if not container.streams.video:
+                raise InputError(f"{source}: file has no video stream")
+            return sum(1 for _ in container.decode(container.streams.video[0]))
+    except av.error.FFmpegError as error:
+        raise InputError(f"{source}: not a readable video ({error})") from None
+
+
 def read_video(source: Path, indices: list[int]) -> tuple[np.ndarray, float, int]:
     """Decode the wanted frames of a video file as RGB; also return its fps and frame count."""
     if source.stat().st_size == 0:

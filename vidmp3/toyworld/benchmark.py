@@ -12,7 +12,9 @@ torch and diffusers, more than it computes. For each clip seed (from `first_seed
    depth come from the `render` backends, stored as float16 like the priors stages store them, and
    alpha from `combine`.
 3. Per method (`vidmp3.methods.METHODS`): `finetune` into a work folder, load the model once, invert the
-   source once, and sample every edit from the same inverted latents (`vidmp3.editing`).
+   source once, and sample every edit from the same inverted latents (`vidmp3.editing`). Clips of
+   `frames` frames longer than `window` go through the same code window by window
+   (`vidmp3.toyworld.long_clips`).
 4. `vidmp3.toyworld.metrics.edit_metrics` on each edit: segmentation against the plain backdrop and
    the classifier's labels, against the source's truth and the ideal edit's (the target subject rendered
    on the source's trajectory). Chance levels (`CHANCE_LEVELS`), clips no model made, are scored against
@@ -66,6 +68,7 @@ from vidmp3.scene import RenderedClip
 from vidmp3.toyworld import world
 from vidmp3.toyworld.classifier import classify, load_classifier
 from vidmp3.toyworld.metrics import METRICS, edit_metrics
+from vidmp3.windows import Window
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +137,8 @@ class BenchmarkConfig:
     edits: int = 3
     methods: tuple[str, ...] = tuple(METHODS)
     motion: str = "large"
+    frames: int = world.CLIP_FRAMES  # per clip; a longer clip than `window` is edited window by window (long_clips)
+    window: Window = Window(world.CLIP_FRAMES, 4)  # the motion module's (trained on 8-frame clips), as config `window`
     finetune_steps: int = 100  # the paper's settings: 100 fine-tuning steps, DDIM 50 + 50
     learning_rate: float = 5e-4
     guide_strength: float = 0.1
@@ -158,6 +163,8 @@ class BenchmarkConfig:
             raise InputError(f"benchmark methods must be distinct and at least one, got {list(self.methods)}")
         if self.clips < 1:
             raise InputError(f"benchmark clips must be at least 1, got {self.clips}")
+        if self.frames < 2:
+            raise InputError(f"benchmark frames per clip must be at least 2, got {self.frames}")
         if self.first_seed < world.HELD_OUT_SEED:
             raise InputError(
                 f"benchmark first_seed {self.first_seed} is below world.HELD_OUT_SEED ({world.HELD_OUT_SEED}): "
@@ -241,9 +248,9 @@ class Timer:
         }
 
 
-def ideal_edit(plan: ClipPlan, edit: int, motion: str) -> RenderedClip:
+def ideal_edit(plan: ClipPlan, edit: int, frames: int, motion: str) -> RenderedClip:
     """The target subject of `edit` rendered on the source clip's trajectory (same seed, its own resting height)."""
-    return world.render_toy_clip(*plan.targets[edit], plan.seed, size=world.IMAGE_SIZE, motion=motion)
+    return world.render_toy_clip(*plan.targets[edit], plan.seed, frames=frames, size=world.IMAGE_SIZE, motion=motion)
 
 
 def _score(classifier, frames, clip, ideal, plan, edit, threshold) -> dict[str, float]:
@@ -264,31 +271,40 @@ def _finetune_config(config: BenchmarkConfig, method: str) -> FinetuneConfig:
         seed=config.finetune_seed,
         device=config.device,
         motion_guide_hidden=config.motion_guide_hidden,
+        window_frames=config.window.frames,
     )
 
 
 def benchmark_clip(
     plan: ClipPlan, config: BenchmarkConfig, spec: ModelSpec, classifier, work: Path, timer: Timer
-) -> tuple[list[dict], dict[str, np.ndarray]]:
-    """Every method's edits of one clip: metric rows, and each method's first edit (plus the source) for the strips."""
+) -> tuple[list[dict], dict[tuple[str, int], np.ndarray]]:
+    """Every method's edits of one clip: metric rows, and the frames each row scored by (method or chance
+    level, edit)."""
     started = time.perf_counter()
-    clip = world.render_toy_clip(plan.shape, plan.colour, plan.seed, size=world.IMAGE_SIZE, motion=config.motion)
+    clip = world.render_toy_clip(
+        plan.shape, plan.colour, plan.seed, frames=config.frames, size=world.IMAGE_SIZE, motion=config.motion
+    )
     priors = rendered_priors(clip)
     started = timer.add("render and priors", started)
     frames = clip.frames
     height, width = frames.shape[1:3]
     other = world.render_toy_clip(
-        plan.shape, plan.colour, plan.seed + OTHER_CLIP_OFFSET, size=world.IMAGE_SIZE, motion=config.motion
+        plan.shape,
+        plan.colour,
+        plan.seed + OTHER_CLIP_OFFSET,
+        frames=config.frames,
+        size=world.IMAGE_SIZE,
+        motion=config.motion,
     )
-    ideals = [ideal_edit(plan, edit, config.motion) for edit in range(config.edits)]
-    rows = []
+    ideals = [ideal_edit(plan, edit, config.frames, config.motion) for edit in range(config.edits)]
+    rows, scored = [], {}
     for name, (make, _) in CHANCE_LEVELS.items():
         for edit, ideal in enumerate(ideals):
             reference = make(clip, other, ideal)
             rows.append(
                 {"method": name, "edit": edit, **_score(classifier, reference, clip, ideal, plan, edit, config.segment_threshold)}
             )
-    firsts = {"source": frames}
+            scored[name, edit] = reference
     started = timer.add("metrics", started)
     dtype = resolve_dtype(config.dtype, config.device)
     for method in config.methods:
@@ -297,7 +313,7 @@ def benchmark_clip(
         guide = guide_input(priors.corr, priors.depth, variant) if variant else None
         finetune(frames, guide, priors.alpha if variant else None, plan.caption, spec, _finetune_config(config, method), weights)
         started = timer.add("finetune", started)
-        model = load_video_model(weights, len(frames), priors, config.device, dtype)
+        model = load_video_model(weights, len(frames), priors, config.device, dtype, window=config.window)
         started = timer.add("load", started)
         _, noise = invert_frames(model, frames, plan.caption, config.inversion_steps, config.strength)
         started = timer.add("inversion", started)
@@ -317,13 +333,12 @@ def benchmark_clip(
             started = timer.add("sampling", started)
             score = _score(classifier, edited, clip, ideals[edit], plan, edit, config.segment_threshold)
             rows.append({"method": method, "edit": edit, **score})
-            if edit == 0:
-                firsts[method] = edited
+            scored[method, edit] = edited
             started = timer.add("metrics", started)
         del model
     for row in rows:
         row.update(clip_seed=plan.seed, source=plan.caption, target=plan.target_caption(row["edit"]))
-    return rows, firsts
+    return rows, scored
 
 
 @dataclass(frozen=True)
@@ -348,9 +363,10 @@ def run_benchmark(
     rows, strips = [], []
     with tempfile.TemporaryDirectory(prefix="toyworld-benchmark-") as work:
         for index, plan in enumerate(tqdm(plans, desc="ToyWorld benchmark clips")):
-            clip_rows, firsts = benchmark_clip(plan, config, spec, classifier, Path(work), timer)
+            clip_rows, scored = benchmark_clip(plan, config, spec, classifier, Path(work), timer)
             rows += clip_rows
             if index < config.strip_clips:
+                firsts = {"source": scored[UNEDITED, 0]} | {method: scored[method, 0] for method in config.methods}
                 strips.append((plan, firsts))
             log.info("clip %d (%s): %.1f s so far", plan.seed, plan.caption, time.perf_counter() - started)
     method_order = [*config.methods, *CHANCE_LEVELS]
@@ -391,13 +407,13 @@ def bootstrap_interval(values: pd.Series, clips: pd.Series, seed: int = 0) -> tu
     return float(low), float(high)
 
 
-def summary_table(rows: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
+def summary_table(rows: pd.DataFrame, method_order: list[str], metrics: tuple[str, ...] = tuple(METRICS)) -> pd.DataFrame:
     """method, metric, mean, std (ddof 1), count (edits with a value), ci_low, ci_high (95% bootstrap
-    over clips) for every metric of METRICS."""
+    over clips) for every metric of `metrics` (columns of `rows`)."""
     records = []
     for method in method_order:
         mine = rows[rows["method"] == method]
-        for metric in METRICS:
+        for metric in metrics:
             values = mine[metric].dropna()
             low, high = bootstrap_interval(mine[metric], mine["clip_seed"])
             records.append(
@@ -414,9 +430,9 @@ def summary_table(rows: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def paired_differences(rows: pd.DataFrame, methods: tuple[str, ...]) -> pd.DataFrame:
+def paired_differences(rows: pd.DataFrame, methods: tuple[str, ...], metrics: tuple[str, ...] = tuple(METRICS)) -> pd.DataFrame:
     """method, metric, mean, ci_low, ci_high, count: edit by edit, method minus BASELINE, for every
-    MotionGuide method benchmarked beside the baseline (empty without the baseline)."""
+    MotionGuide method benchmarked beside the baseline (empty without the baseline), per metric of `metrics`."""
     columns = ["method", "metric", "mean", "ci_low", "ci_high", "count"]
     if BASELINE not in methods:
         return pd.DataFrame(columns=columns)
@@ -426,9 +442,9 @@ def paired_differences(rows: pd.DataFrame, methods: tuple[str, ...]) -> pd.DataF
     for method in methods:
         if get_method(method).guide_variant is None:
             continue
-        difference = rows[rows["method"] == method].set_index(keys)[list(METRICS)] - baseline[list(METRICS)]
+        difference = rows[rows["method"] == method].set_index(keys)[list(metrics)] - baseline[list(metrics)]
         difference = difference.reset_index()
-        for metric in METRICS:
+        for metric in metrics:
             values = difference[metric].dropna()
             low, high = bootstrap_interval(difference[metric], difference["clip_seed"])
             records.append(

@@ -144,12 +144,16 @@ def _read_sheet(path: str | os.PathLike, schema: dict[str, Any], id_columns: lis
             cell = cell.strip()
             if cell == "":
                 continue
-            kind = columns.get(column, {}).get("type")
-            if kind in ("integer", "number"):
+            kinds = columns.get(column, {}).get("type") or []
+            kinds = [kinds] if isinstance(kinds, str) else kinds
+            kind = next((kind for kind in kinds if kind in ("integer", "number")), None)
+            if kind:
                 try:
                     row[column] = int(cell) if kind == "integer" else float(cell)
                 except ValueError:
-                    raise InputError(f"{where}: column {column!r}: {cell!r} is not an {kind}") from None
+                    if "string" not in kinds:  # a column that takes a number or a word (frames: all)
+                        raise InputError(f"{where}: column {column!r}: {cell!r} is not an {kind}") from None
+                    row[column] = cell
             else:
                 row[column] = cell
         rows.append(validate(row, schema, where))
