@@ -33,8 +33,21 @@ test-slurm: setup
 	bash scripts/slurm/install.sh $(SLURM_ACCOUNTING)
 	bash -c 'trap "bash scripts/slurm/stop.sh" EXIT; bash scripts/slurm/start.sh $(SLURM_ACCOUNTING) && VIDMP3_SLURM_TEST=required $(BIN)/python -m pytest tests/test_slurm.py'
 
-lint: setup
+# The linters live in their own venv (requirements-lint.txt), so the project's environment stays as pinned.
+LINT_VENV := .venv-lint
+
+$(LINT_VENV)/.installed: requirements-lint.txt
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet -r requirements-lint.txt
+	touch $@
+
+# snakemake --lint, ruff (lint, then the format check) and snakefmt, all in check mode: they report, they
+# never rewrite (run `ruff format` and `snakefmt` yourself on what you changed).
+lint: setup $(LINT_VENV)/.installed
 	$(BIN)/snakemake --lint
+	$(LINT_VENV)/bin/ruff check .
+	$(LINT_VENV)/bin/ruff format --check .
+	$(LINT_VENV)/bin/snakefmt --check Snakefile rules
 
 # Rebuild the shipped ToyWorld weights from scratch (about 30 min on 2 cores): the classifier, the
 # text-to-image model and the motion module are retrained (rules/toyworld.smk), exported as float16 to

@@ -12,7 +12,7 @@ include: "rules/common.smk"
 include: "rules/render.smk"
 include: "rules/frames.smk"
 include: "rules/priors.smk"
-include: "rules/toy.smk"
+include: "rules/shape_invariance.smk"
 include: "rules/model.smk"
 include: "rules/finetune.smk"
 include: "rules/edit.smk"
@@ -23,6 +23,6 @@ include: "rules/toyworld_benchmark.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

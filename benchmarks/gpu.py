@@ -190,14 +190,24 @@ def run(args: argparse.Namespace) -> list[list[str]]:
         with Clock(device) as one_step:
             finetune(frames, guide, priors.alpha, PROMPT, spec, replace(config, steps=1), folder / "one-step")
         step_seconds = (tuned.seconds - one_step.seconds) / max(args.finetune_steps - 1, 1)
-        row("fine-tune setup: load, encode, save (a 1-step run less a step)", one_step, None, None, one_step.seconds - step_seconds)
+        row(
+            "fine-tune setup: load, encode, save (a 1-step run less a step)",
+            one_step,
+            None,
+            None,
+            one_step.seconds - step_seconds,
+        )
         floor = counts["step"] * args.finetune_steps
         resolved = step_seconds > 0  # at tiny sizes on a busy CPU the two runs' noise can exceed a step
         rows.append(
-            [f"fine-tune {args.finetune_steps} steps (with setup; s/step and MFU without)", f"{tuned.seconds:.2f}",
-             f"{step_seconds:.3f}" if resolved else "noise", f"{floor:.4g}",
-             f"{100 * counts['step'] / step_seconds / peak:.3g}%" if resolved else "noise",
-             f"{tuned.peak:.2f}" if tuned.peak is not None else "n/a"]
+            [
+                f"fine-tune {args.finetune_steps} steps (with setup; s/step and MFU without)",
+                f"{tuned.seconds:.2f}",
+                f"{step_seconds:.3f}" if resolved else "noise",
+                f"{floor:.4g}",
+                f"{100 * counts['step'] / step_seconds / peak:.3g}%" if resolved else "noise",
+                f"{tuned.peak:.2f}" if tuned.peak is not None else "n/a",
+            ]
         )
 
         if device.type == "cuda":
@@ -205,8 +215,14 @@ def run(args: argparse.Namespace) -> list[list[str]]:
             rows.append([f"fits 24 GiB ({FIT_STEPS} steps, memory fraction)", fit, "", "", "", ""])
         counted = counts["activations"] + counts["weights"]
         rows.append(
-            [f"24 GiB fit, counted on meta: activations {counts['activations']:.2f} + weights {counts['weights']:.2f} GiB",
-             "yes" if counted * GiB < FIT_BYTES else "no", "", "", "", f"{counted:.2f}"]
+            [
+                f"24 GiB fit, counted on meta: activations {counts['activations']:.2f} + weights {counts['weights']:.2f} GiB",
+                "yes" if counted * GiB < FIT_BYTES else "no",
+                "",
+                "",
+                "",
+                f"{counted:.2f}",
+            ]
         )
 
         with Clock(device) as loaded:
@@ -229,8 +245,14 @@ def run(args: argparse.Namespace) -> list[list[str]]:
         total = tuned.seconds + loaded.seconds + inverted.seconds + sum(edit_seconds)
         total_floor = floor + counts["forward"] * args.steps + edit_floor * args.edits
         rows.append(
-            [f"one video x {args.edits} edits, end to end (fine-tune to last edit)", f"{total:.2f}", "",
-             f"{total_floor:.4g}", f"{100 * total_floor / total / peak:.3g}%", ""]
+            [
+                f"one video x {args.edits} edits, end to end (fine-tune to last edit)",
+                f"{total:.2f}",
+                "",
+                f"{total_floor:.4g}",
+                f"{100 * total_floor / total / peak:.3g}%",
+                "",
+            ]
         )
     return rows
 

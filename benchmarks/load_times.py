@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -53,13 +54,20 @@ def main() -> None:
             lambda: (UNet2DConditionModel.from_pretrained(base / "unet"), MotionAdapter.from_pretrained(adapter))
         )
         rows.append(("read the 2D UNet and the motion adapter (float32)", load_parts_s))
-        rows.append(("  + from_unet2d (random init, then copy)", seconds(lambda: UNetMotionModel.from_unet2d(unet2d, motion_adapter))[0]))
+        rows.append(
+            ("  + from_unet2d (random init, then copy)", seconds(lambda: UNetMotionModel.from_unet2d(unet2d, motion_adapter))[0])
+        )
         rows.append(("  + build_video_unet (meta device, assign)", seconds(lambda: build_video_unet(unet2d, motion_adapter))[0]))
         for dtype in (torch.float32, torch.bfloat16):
             name = str(dtype).removeprefix("torch.")
-            write_s, _ = seconds(lambda: write_video_unet(spec, dtype, work / name))
+            write_s, _ = seconds(partial(write_video_unet, spec, dtype, work / name))
             rows.append((f"write the merged video UNet ({name}, once per config)", write_s))
-            rows.append((f"read the merged video UNet ({name}, every model job)", seconds(lambda: _load_video_unet(spec, work / name, dtype))[0]))
+            rows.append(
+                (
+                    f"read the merged video UNet ({name}, every model job)",
+                    seconds(partial(_load_video_unet, spec, work / name, dtype))[0],
+                )
+            )
         parameters = sum(p.numel() for p in unet2d.parameters()) + sum(p.numel() for p in motion_adapter.parameters())
     print(f"\npreset {args.preset} ({origin}), {parameters / 1e6:.0f} M parameters, CPU, torch threads {args.threads}\n")
     width = max(len(name) for name, _ in rows)

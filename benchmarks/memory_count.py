@@ -49,8 +49,15 @@ def main() -> None:
             weights = sum(finetune_weight_bytes(unet, set_trainable(unet, args.method), extra).values())
             total = activations + weights
             rows.append(
-                [family, f"{args.frames}x{size}x{size}", setting, f"{activations / GiB:.2f}", f"{weights / GiB:.2f}",
-                 f"{total / GiB:.2f}", "yes" if total < 24 * GiB else "no"]
+                [
+                    family,
+                    f"{args.frames}x{size}x{size}",
+                    setting,
+                    f"{activations / GiB:.2f}",
+                    f"{weights / GiB:.2f}",
+                    f"{total / GiB:.2f}",
+                    "yes" if total < 24 * GiB else "no",
+                ]
             )
     headers = ["model", "clip", "checkpointing", "activations GiB", "weights GiB", "sum GiB", "< 24 GiB"]
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]

@@ -52,9 +52,15 @@ def main() -> None:
         for method in args.methods:
             for rate in args.guide_learning_rates:
                 config = ProbeConfig(
-                    clips=args.clips, first_seed=args.first_seed, method=method, finetune_steps=args.finetune_steps,
-                    inversion_steps=args.steps, sampling_steps=args.steps, guidance_scale=args.guidance_scale,
-                    guide_strength=args.guide_strength, guide_learning_rate=rate,
+                    clips=args.clips,
+                    first_seed=args.first_seed,
+                    method=method,
+                    finetune_steps=args.finetune_steps,
+                    inversion_steps=args.steps,
+                    sampling_steps=args.steps,
+                    guidance_scale=args.guidance_scale,
+                    guide_strength=args.guide_strength,
+                    guide_learning_rate=rate,
                 )
                 started = time.perf_counter()
                 rows = run_probe(config, spec).assign(method=method, guide_learning_rate=rate)

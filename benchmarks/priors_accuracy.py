@@ -46,7 +46,13 @@ def rendered_clips(size: int, frames: int, seeds: range):
 
 def native_attrs(clip) -> dict:
     size = [clip.camera.width, clip.camera.height]
-    return {"source": "rendered", "frame_indices": list(range(len(clip.frames))), "source_size": size, "size": size, "crop": "none"}
+    return {
+        "source": "rendered",
+        "frame_indices": list(range(len(clip.frames))),
+        "source_size": size,
+        "size": size,
+        "crop": "none",
+    }
 
 
 def iou(first: np.ndarray, second: np.ndarray) -> float:
@@ -80,7 +86,7 @@ def main() -> None:
     started = time.time()
 
     flow_rows, mask_rows, depth_rows = {}, {}, {}
-    for (motion, shape, texture, seed), clip in rendered_clips(size, count, seeds):
+    for (motion, shape, texture, _seed), clip in rendered_clips(size, count, seeds):
         truth = align_truth(clip, native_attrs(clip))
         exact = compute_matches(clip.frames, clip.mask, "render", {}, truth=truth)
         seen = render_visible_in_first(truth, clip.mask)
@@ -88,12 +94,14 @@ def main() -> None:
         still = np.where(clip.mask[..., None], pixel_grid(size, size)[None], np.nan).astype(np.float32)
         flow = compute_matches(clip.frames, clip.mask, "flow", {})
         key = (motion, shape, texture)
-        flow_rows.setdefault(key, []).append([
-            summarise_endpoint_error(flow, exact_seen)["epe_mean"],
-            summarise_endpoint_error(flow, exact)["epe_mean"],
-            summarise_endpoint_error(still, exact_seen)["epe_mean"],
-            float(seen[1:][clip.mask[1:]].mean()),
-        ])
+        flow_rows.setdefault(key, []).append(
+            [
+                summarise_endpoint_error(flow, exact_seen)["epe_mean"],
+                summarise_endpoint_error(flow, exact)["epe_mean"],
+                summarise_endpoint_error(still, exact_seen)["epe_mean"],
+                float(seen[1:][clip.mask[1:]].mean()),
+            ]
+        )
         mask_rows.setdefault(key, []).append([iou(compute_mask(clip.frames, "motion", {}), clip.mask)])
         area = compute_depth(clip.frames, clip.mask, "mask-area", {})
         per_frame_truth = [np.mean(1.0 / clip.depth[t][clip.mask[t]]) for t in range(count)]
@@ -101,17 +109,25 @@ def main() -> None:
         if texture == "gradient":  # the texture does not change the masks, so neither this depth
             depth_rows.setdefault((motion, shape), []).append([float(spearmanr(per_frame_area, per_frame_truth)[0])])
 
-    print(f"## Flow correspondence on rendered clips ({size}x{size}, {count} frames, seeds {list(seeds)}; EPE in frame-0 pixels)\n")
-    rows = [[*key, *np.mean(values, axis=0).tolist(), float(np.max(np.asarray(values)[:, 0]))] for key, values in flow_rows.items()]
+    print(
+        f"## Flow correspondence on rendered clips ({size}x{size}, {count} frames, seeds {list(seeds)}; EPE in frame-0 pixels)\n"
+    )
+    rows = [
+        [*key, *np.mean(values, axis=0).tolist(), float(np.max(np.asarray(values)[:, 0]))] for key, values in flow_rows.items()
+    ]
     table(["motion", "shape", "texture", "EPE seen", "EPE all", "EPE still", "share seen", "worst EPE seen"], rows)
     for motion in ("small", "large"):
         values = np.concatenate([v for k, v in flow_rows.items() if k[0] == motion])
-        print(f"{motion} motion: mean EPE seen {values[:, 0].mean():.2f} px (still {values[:, 2].mean():.2f} px), worst clip {values[:, 0].max():.2f} px")
+        print(
+            f"{motion} motion: mean EPE seen {values[:, 0].mean():.2f} px (still {values[:, 2].mean():.2f} px), worst clip {values[:, 0].max():.2f} px"
+        )
     print()
 
     print(f"## Motion masks on rendered clips ({size}x{size}, {count} frames): mean IoU per setting\n")
-    table(["motion", "shape", "texture", "IoU mean", "IoU min"],
-          [[*key, float(np.mean(v)), float(np.min(v))] for key, v in mask_rows.items()])
+    table(
+        ["motion", "shape", "texture", "IoU mean", "IoU min"],
+        [[*key, float(np.mean(v)), float(np.min(v))] for key, v in mask_rows.items()],
+    )
 
     if (CLIPS / "MANIFEST.tsv").is_file():
         print("## Motion masks on DAVIS clips (16 frames, stride 2, 512x288 centre crop): IoU against the annotations\n")
@@ -127,8 +143,9 @@ def main() -> None:
         print(f"(DAVIS clips not found at {CLIPS}; skipped)\n", file=sys.stderr)
 
     print("## mask-area depth on rendered clips: Spearman rank correlation of per-frame subject depth with the truth\n")
-    table(["motion", "shape", "rho mean", "rho min"],
-          [[*key, float(np.mean(v)), float(np.min(v))] for key, v in depth_rows.items()])
+    table(
+        ["motion", "shape", "rho mean", "rho min"], [[*key, float(np.mean(v)), float(np.min(v))] for key, v in depth_rows.items()]
+    )
     print(f"(took {time.time() - started:.0f} s)")
 
 

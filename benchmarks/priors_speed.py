@@ -33,7 +33,13 @@ def main() -> None:
     subject = SubjectSpec("cube", (0.8, 0.8, 0.8), texture="checker")
     clip = render_clip(subject, make_trajectory(FRAMES, seed=0, subject=subject), SIZE, SIZE, supersample=1)
     frames, mask = clip.frames, clip.mask
-    attrs = {"source": "rendered", "frame_indices": list(range(FRAMES)), "source_size": [SIZE, SIZE], "size": [SIZE, SIZE], "crop": "none"}
+    attrs = {
+        "source": "rendered",
+        "frame_indices": list(range(FRAMES)),
+        "source_size": [SIZE, SIZE],
+        "size": [SIZE, SIZE],
+        "crop": "none",
+    }
     truth = align_truth(clip, attrs)
 
     runs = [

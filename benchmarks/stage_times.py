@@ -55,7 +55,9 @@ def main() -> None:
         work = Path(folder)
         spec, origin = resolve_spec(args.preset, work / "models")
         subject = SubjectSpec("cube")
-        clip = render_clip(subject, make_trajectory(args.frames * 4, seed=0, subject=subject), args.size, args.size, supersample=2)
+        clip = render_clip(
+            subject, make_trajectory(args.frames * 4, seed=0, subject=subject), args.size, args.size, supersample=2
+        )
         write_clip(clip, work / "clip.mp4", work / "masks", work / "truth.zarr", fps=24)
         group = work / "clip.zarr"
 
@@ -65,12 +67,33 @@ def main() -> None:
             mask_stage(group / "frames", group / "mask", "given", {}, given=group / "mask_given")
             corr_stage(group / "frames", group / "mask", group / "corr", "flow", {})
             depth_stage(group / "frames", group / "mask", group / "depth", "mask-area", {})
-            guide_stage(group / "frames", group / "corr", group / "depth", group / "mask", group / "guide", group / "alpha", work / "priors.png")
+            guide_stage(
+                group / "frames",
+                group / "corr",
+                group / "depth",
+                group / "mask",
+                group / "guide",
+                group / "alpha",
+                work / "priors.png",
+            )
 
         timed("frames + priors", frames_and_priors)
         timed("video model", write_video_unet, spec, DTYPES[args.dtype], work / "video")
-        config = FinetuneConfig(steps=args.finetune_steps, device=args.device, precision={"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[args.dtype])
-        timed("fine-tune", finetune_video, group, "a cube moving over a field", spec, config, work / "weights", video_unet=work / "video")
+        config = FinetuneConfig(
+            steps=args.finetune_steps,
+            device=args.device,
+            precision={"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}[args.dtype],
+        )
+        timed(
+            "fine-tune",
+            finetune_video,
+            group,
+            "a cube moving over a field",
+            spec,
+            config,
+            work / "weights",
+            video_unet=work / "video",
+        )
         priors = SourcePriors.read(*(group / name for name in ("corr", "depth", "alpha")))
         settings = EditSettings(args.steps, args.steps, 7.5, "", args.device, args.dtype)
         prompts = ["a blue sphere", "a red cone", "a green cylinder", "a yellow pyramid"]
@@ -82,8 +105,10 @@ def main() -> None:
         for index, edit_seconds in enumerate(seconds.values()):
             times["first edit" if index == 0 else f"edit {index + 1}"] = edit_seconds
 
-    print(f"\n{args.frames} frames at {args.size}x{args.size}, preset {args.preset} ({origin}), {args.device}, {args.dtype}, "
-          f"fine-tune {args.finetune_steps} steps, {args.steps} DDIM steps, torch threads {args.threads}\n")
+    print(
+        f"\n{args.frames} frames at {args.size}x{args.size}, preset {args.preset} ({origin}), {args.device}, {args.dtype}, "
+        f"fine-tune {args.finetune_steps} steps, {args.steps} DDIM steps, torch threads {args.threads}\n"
+    )
     print(f"| {'stage':<16} | {'seconds':>8} | {'paper, A100 (s)':>15} |")
     print(f"|{'-' * 18}|{'-' * 10}|{'-' * 17}|")
     for stage, seconds in times.items():

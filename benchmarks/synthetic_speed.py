@@ -18,7 +18,7 @@ CASES = [(64, 128, 3), (16, 256, 3), (16, 512, 3), (64, 128, 1)]  # frames, side
 def main() -> None:
     print(f"{'shape':>9} {'frames':>6} {'size':>8} {'ss':>3} {'seconds':>8} {'ms/frame':>9}")
     for n_frames, side, supersample in CASES:
-        for shape in (SHAPES if (n_frames, side, supersample) == CASES[0] else ("cube",)):
+        for shape in SHAPES if (n_frames, side, supersample) == CASES[0] else ("cube",):
             subject = SubjectSpec(shape=shape)
             poses = make_trajectory(n_frames, seed=0, subject=subject)
             start = time.perf_counter()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,33 @@ from vidmp3.toyworld.benchmark import BenchmarkConfig, _finetune_config, bootstr
 from vidmp3.toyworld.classifier import load_classifier
 from vidmp3.toyworld.world import HELD_OUT_SEED
 
-ARMS = {"per-subject": ("vidmp3-spatial", ts.subject_priors), "shared": ("vidmp3-spatial", ts.shared_priors), "none": ("no-motionguide", None)}
+ARMS = {
+    "per-subject": ("vidmp3-spatial", ts.subject_priors),
+    "shared": ("vidmp3-spatial", ts.shared_priors),
+    "none": ("no-motionguide", None),
+}
 
 
 PAIRS = (("per-subject", "none"), ("shared", "none"), ("per-subject", "shared"))
 """The paired differences printed under the table."""
+
+
+def score_into(
+    rows: list[dict],
+    classifier,
+    source: ts.TwoSubjectClip,
+    seed: int,
+    paths: str,
+    name: str,
+    frames: np.ndarray,
+    which: ts.TwoSubjectPlan,
+    size_truth: ts.TwoSubjectClip,
+) -> None:
+    """Append one clip's per-subject rows for `frames` (an arm's edit or a chance level), named `name`."""
+    rows.extend(
+        {"clip_seed": seed, "paths": paths, "method": name, **row}
+        for row in ts.subject_metrics(classifier, frames, source, size_truth, which)
+    )
 
 
 def run_clips(first_seed: int, clips: int, scale: float, arms: list[str], config: BenchmarkConfig) -> pd.DataFrame:
@@ -56,10 +79,7 @@ def run_clips(first_seed: int, clips: int, scale: float, arms: list[str], config
             source = ts.source_clip(plan)
             truth, scaled_truth = ts.size_truth(plan, source), ts.size_truth(scaled_plan, source)
 
-            def score(name: str, frames: np.ndarray, which: ts.TwoSubjectPlan, size_truth: ts.TwoSubjectClip) -> None:
-                for row in ts.subject_metrics(classifier, frames, source, size_truth, which):
-                    rows.append({"clip_seed": seed, "paths": plan.paths, "method": name, **row})
-
+            score = partial(score_into, rows, classifier, source, seed, plan.paths)
             for name, (make, _) in ts.CHANCE_LEVELS.items():
                 which = scaled_plan if name == "unscaled" else plan
                 score(name, make(which, source).frames, which, scaled_truth if name == "unscaled" else truth)
@@ -70,17 +90,27 @@ def run_clips(first_seed: int, clips: int, scale: float, arms: list[str], config
                 guide = guide_input(priors.corr, priors.depth, "product") if priors else None
                 weights = Path(work) / f"{arm}-{seed}"
                 finetune(
-                    source.frames, guide, priors.alpha if priors else None, plan.caption, spec, _finetune_config(config, method),
-                    weights, subjects=priors.subjects if priors else None,
+                    source.frames,
+                    guide,
+                    priors.alpha if priors else None,
+                    plan.caption,
+                    spec,
+                    _finetune_config(config, method),
+                    weights,
+                    subjects=priors.subjects if priors else None,
                 )
                 model = load_video_model(weights, len(source.frames), priors, config.device, torch.float32)
                 _, noise = invert_frames(model, source.frames, plan.caption, config.inversion_steps)
-                edited = sample_edit(model, noise, plan.target_caption, "", config.guidance_scale, config.editing_steps, height, width)
+                edited = sample_edit(
+                    model, noise, plan.target_caption, "", config.guidance_scale, config.editing_steps, height, width
+                )
                 score(arm, edited, plan, truth)
                 if arm == "per-subject":
                     score("per-subject, unscaled guide", edited, scaled_plan, scaled_truth)
                     resized = model.with_priors(priors.scaled({2: scale}))
-                    edited = sample_edit(resized, noise, plan.target_caption, "", config.guidance_scale, config.editing_steps, height, width)
+                    edited = sample_edit(
+                        resized, noise, plan.target_caption, "", config.guidance_scale, config.editing_steps, height, width
+                    )
                     score(f"per-subject, subject 2 x{scale:g}", edited, scaled_plan, scaled_truth)
                 del model
             print(f"clip {seed} done", flush=True)
@@ -89,8 +119,10 @@ def run_clips(first_seed: int, clips: int, scale: float, arms: list[str], config
 
 def print_table(rows: pd.DataFrame) -> None:
     clips = rows["clip_seed"].nunique()
-    print(f"\n{clips} clips ({', '.join(map(str, sorted(rows['clip_seed'].unique())))}), 2 subjects each; "
-          "mean over clips and subjects [95% bootstrap interval over clips]\n")
+    print(
+        f"\n{clips} clips ({', '.join(map(str, sorted(rows['clip_seed'].unique())))}), 2 subjects each; "
+        "mean over clips and subjects [95% bootstrap interval over clips]\n"
+    )
     metrics = list(ts.METRICS)
     print("| method | " + " | ".join(metrics) + " |")
     print("|---" * (len(metrics) + 1) + "|")
@@ -137,8 +169,13 @@ def main() -> None:
         raise SystemExit(f"--first-seed must be at least {HELD_OUT_SEED}: lower seeds are pretraining clips")
     torch.set_num_threads(1)
     config = BenchmarkConfig(
-        clips=args.clips, first_seed=args.first_seed, edits=1, finetune_steps=args.finetune_steps,
-        inversion_steps=args.ddim_steps, editing_steps=args.ddim_steps, strip_clips=1,
+        clips=args.clips,
+        first_seed=args.first_seed,
+        edits=1,
+        finetune_steps=args.finetune_steps,
+        inversion_steps=args.ddim_steps,
+        editing_steps=args.ddim_steps,
+        strip_clips=1,
     )
     rows = run_clips(args.first_seed, args.clips, args.scale, args.arms.split(","), config)
     if args.rows:

@@ -38,14 +38,18 @@ def one_length(frames: int, window: Window, steps: int, ddim_steps: int) -> dict
     with tempfile.TemporaryDirectory() as folder:
         weights = Path(folder) / "weights"
         start = time.perf_counter()
-        finetune(*video, "a red cube", spec, FinetuneConfig(steps=steps, window_frames=window.frames, motion_guide_hidden=16), weights)
+        finetune(
+            *video, "a red cube", spec, FinetuneConfig(steps=steps, window_frames=window.frames, motion_guide_hidden=16), weights
+        )
         finetune_s = time.perf_counter() - start
         _, guide, alpha = video
         corr = guide.transpose(0, 2, 3, 1)  # any (N, H, W, 3) colours on the subject: the product is corr * depth
         depth = (guide[:, 0] > 0).astype("float32")
         settings = EditSettings(ddim_steps, ddim_steps, 2.0, "", "cpu", "float32", window=window)
         start = time.perf_counter()
-        _, _, seconds = edit_video(weights, None, SourcePriors(corr, depth, alpha), "a red cube", {"x": "a blue sphere"}, settings)
+        _, _, seconds = edit_video(
+            weights, None, SourcePriors(corr, depth, alpha), "a red cube", {"x": "a blue sphere"}, settings
+        )
         edit_job_s = time.perf_counter() - start
     return {
         "finetune_s": finetune_s,
@@ -66,19 +70,34 @@ def main() -> None:
     if args.one:
         print(json.dumps(one_length(args.one, window, args.steps, args.ddim_steps)))
         return
-    print(f"\ntoyworld preset, VidMP3, windows of {window.frames} frames every {window.stride}, 1 CPU thread; "
-          f"fine-tuning {args.steps} steps, inversion and edit {args.ddim_steps} DDIM steps each (guidance 2)\n")
+    print(
+        f"\ntoyworld preset, VidMP3, windows of {window.frames} frames every {window.stride}, 1 CPU thread; "
+        f"fine-tuning {args.steps} steps, inversion and edit {args.ddim_steps} DDIM steps each (guidance 2)\n"
+    )
     print("| frames | windows | fine-tune (s) | inversion + edit (s) | edit per window and step (s) | peak memory (MB) |")
     print("|---|---|---|---|---|---|")
     for frames in (int(value) for value in args.lengths.split(",")):
-        command = [sys.executable, __file__, "--one", str(frames), "--steps", str(args.steps), "--ddim-steps", str(args.ddim_steps)]
+        command = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(frames),
+            "--steps",
+            str(args.steps),
+            "--ddim-steps",
+            str(args.ddim_steps),
+        ]
         result = json.loads(subprocess.check_output(command, text=True, stderr=subprocess.DEVNULL).splitlines()[-1])
         windows = len(window.starts(frames))
         per = result["edit_s"] / (windows * args.ddim_steps)
-        print(f"| {frames} | {windows} | {result['finetune_s']:.1f} | {result['edit_job_s']:.1f} | {per:.3f} | {result['peak_rss_mb']:.0f} |")
+        print(
+            f"| {frames} | {windows} | {result['finetune_s']:.1f} | {result['edit_job_s']:.1f} | {per:.3f} | {result['peak_rss_mb']:.0f} |"
+        )
     sd15 = Window(16, 8)
-    print(f"\nSD-1.5 at 512x512, windows of {sd15.frames} every {sd15.stride} (counted): per DDIM step with guidance, "
-          f"2 x windows x {UNET_FORWARD_TFLOP_16x512} TFLOP; activations of one window whatever the length\n")
+    print(
+        f"\nSD-1.5 at 512x512, windows of {sd15.frames} every {sd15.stride} (counted): per DDIM step with guidance, "
+        f"2 x windows x {UNET_FORWARD_TFLOP_16x512} TFLOP; activations of one window whatever the length\n"
+    )
     print("| frames | windows | TFLOP per DDIM step | TFLOP for inversion 50 + one edit 50 |")
     print("|---|---|---|---|")
     for frames in (16, 32, 64, 128):

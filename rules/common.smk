@@ -6,34 +6,37 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)  # import vidmp3 from this checkout even without installing it
 
-from vidmp3.cache_keys import check_cache_location, key_by_content
-from vidmp3.config import ID_PATTERN, check_sheet_paths, load_config, load_edits, load_videos, parse_size
+from vidmp3.edit_schedule import check_edit_schedule
 from vidmp3.errors import InputError
+from vidmp3.frames import ALL_FRAMES
 from vidmp3.logs import exit_on_input_error
 from vidmp3.methods import METHODS as METHOD_TABLE
 from vidmp3.precision import video_model_dtype
 from vidmp3.model.spec import check_video_model, model_spec
-from vidmp3.prefetch import prior_models
-from vidmp3.windows import Window
 from vidmp3.subjects import parse_scales, parse_subjects
-from vidmp3.priors.settings import (
+from vidmp3.windows import Window
+from vidmp3.workflow.cache_keys import check_cache_keys, check_cache_location
+from vidmp3.workflow.config import ID_PATTERN, check_sheet_paths, load_config, load_edits, load_videos, parse_size
+from vidmp3.workflow.paths import MODELS, VIDEO_MODEL, clip_path, method_edits, prior_array, priors_strip, weights_dir
+from vidmp3.workflow.prior_settings import (
     RENDERED_SOURCE,
     guide_inputs,
     prior_backend,
     prior_inputs,
+    prior_models,
     prior_params,
     rendered_clips,
     rendered_truth,
 )
 
 SCHEMAS = Path(workflow.basedir) / "config" / "schemas"
-RENDERED_PATHS = "results/clips/{clip}/video.mp4", "results/clips/{clip}/masks"
+RENDERED_PATHS = clip_path("{clip}", "video.mp4"), clip_path("{clip}", "masks")
 """What the workflow renders per clip (render: clips:, toyworld: clips:), so a sheet may name it before it exists."""
 
 with exit_on_input_error():  # a bad config, sheet or path stops Snakemake here with one short message
     # --cache (README "Reusing results between workflows"): one key per job, local or on Slurm, from
-    # its script, params, library versions and inputs' content, folders included (vidmp3.cache_keys).
-    key_by_content()
+    # its script, params, library versions and inputs' content, folders included (vidmp3.workflow.cache_keys).
+    check_cache_keys(getattr(workflow.workflow_settings, "cache", None))
     check_cache_location(getattr(workflow.workflow_settings, "cache", None))
     config.update(load_config(config, SCHEMAS, files=workflow.configfiles, overrides=workflow.config_settings.overwrite_config))
     CLIPS = config["render"]["clips"]
@@ -44,9 +47,17 @@ with exit_on_input_error():  # a bad config, sheet or path stops Snakemake here 
             "are under both render: clips: and toyworld: clips:; rename one"
         )
     Window(**config["window"])  # a stride longer than the window stops here, before any job
+    check_edit_schedule(
+        config["inversion"]["steps"],
+        config["editing"]["steps"],
+        config["editing"]["strength"],
+        config["editing"]["unguided_steps"],
+    )
     VIDEOS = load_videos(config["videos"], SCHEMAS)
     EDITS = load_edits(config["edits"], VIDEOS, SCHEMAS)
-    check_sheet_paths(VIDEOS, config["videos"], {path.format(clip=clip) for clip in rendered_clips(config) for path in RENDERED_PATHS})
+    check_sheet_paths(
+        VIDEOS, config["videos"], {path.format(clip=clip) for clip in rendered_clips(config) for path in RENDERED_PATHS}
+    )
 
 
 def one_of(names):
@@ -93,7 +104,7 @@ def frames_sampling(wildcards):
     row = video_row(wildcards)
     return {
         "first_frame": int(row["first_frame"]),
-        "frames": int(row["frames"]),
+        "frames": ALL_FRAMES if row["frames"] == ALL_FRAMES else int(row["frames"]),
         "stride": int(row["stride"]),
         "size": list(parse_size(row["size"])),
         "crop": row["crop"],
@@ -105,7 +116,7 @@ def given_masks_input(wildcards):
     masks = video_row(wildcards)["masks"]
     if not masks:
         raise InputError(f"video {wildcards.video!r} has no masks folder in {config['videos']}; fill its masks column")
-    return {"masks": masks, "frames": f"results/priors/{wildcards.video}.zarr/frames"}
+    return {"masks": masks, "frames": prior_array(wildcards.video, "frames")}
 
 
 def video_subject_ids(wildcards):
@@ -113,8 +124,7 @@ def video_subject_ids(wildcards):
     return sorted(parse_subjects(video_row(wildcards)["subjects"], config["videos"]))
 
 
-# ---- priors: each rule's backend, options and inputs (vidmp3.priors.settings)
-
+# ---- priors: each rule's backend, options and inputs (vidmp3.workflow.prior_settings)
 
 
 @exit_on_input_error()
@@ -165,6 +175,7 @@ PRODUCT_METHOD = "vidmp3"
 """The method whose edits are the user's results (results/edits/<video>_<concept>.mp4); the others are
 comparisons under results/methods/<method>/."""
 
+
 def workdir_relative(path):
     """`path` relative to the working directory when it lies inside it (a project moved or copied with
     its checkout keeps the same inputs, so nothing reruns), else absolute."""
@@ -180,13 +191,17 @@ SHIPPED_PRESETS = {"toyworld": workdir_relative(f"{workflow.basedir}/vidmp3/toyw
 def check_video_model_once():
     """The video model's folders, layer shapes and the clips' lengths (config.json files only, no torch),
     when the first model stage is planned, before any job runs; `prefetch_weights` alone needs none.
-    The tiny presets are built by the workflow to fit."""
+    The tiny presets are built by the workflow to fit. A clip of `frames: all` is counted as one
+    window long (its length is known once the frames stage has read it; its windows are no longer)."""
     if config["model"]["preset"] in TINY_PRESETS:
         return
     with exit_on_input_error():
         check_video_model(
             model_spec(config["model"]["preset"], config["model"]["base"] or None, config["model"]["motion_adapter"] or None),
-            {video: int(frames) for video, frames in VIDEOS["frames"].items()},
+            {
+                video: config["window"]["frames"] if frames == ALL_FRAMES else int(frames)
+                for video, frames in VIDEOS["frames"].items()
+            },
             config["window"]["frames"],
         )
 
@@ -199,7 +214,7 @@ def model_input(wildcards):
     if config["model"]["base"] or config["model"]["motion_adapter"]:
         return {}
     if preset in TINY_PRESETS:
-        return {"model": f"results/models/{preset}"}
+        return {"model": f"{MODELS}/{preset}"}
     if preset in SHIPPED_PRESETS:
         return {"model": SHIPPED_PRESETS[preset]}
     return {}
@@ -210,7 +225,7 @@ def model_params(wildcards):
         "preset": config["model"]["preset"],
         "base": config["model"]["base"] or None,
         "motion_adapter": config["model"]["motion_adapter"] or None,
-        "tiny_dir": "results/models",
+        "tiny_dir": MODELS,
     }
 
 
@@ -222,13 +237,9 @@ def guide_priors(wildcards):
     """Correspondence, depth and alpha of the video (and its subjects' instance ids), for the methods that use MotionGuide."""
     if not is_guided(wildcards.method):
         return {}
-    group = f"results/priors/{wildcards.video}.zarr"
-    priors = {"corr": f"{group}/corr", "depth": f"{group}/depth", "alpha": f"{group}/alpha"}
-    return priors | ({"subjects": f"{group}/mask_given"} if video_row(wildcards)["subjects"] else {})
+    priors = {name: prior_array(wildcards.video, name) for name in ("corr", "depth", "alpha")}
+    return priors | ({"subjects": prior_array(wildcards.video, "mask_given")} if video_row(wildcards)["subjects"] else {})
 
-
-VIDEO_MODEL = "results/models/video"
-"""The merged video UNet (written by video_model): built once per config, read by every model job."""
 
 GPUS = 1 if config["device"].split(":")[0] == "cuda" else 0
 """GPUs a model job takes (`resources: gpu`): a local run honours it with `--resources gpu=N`, the
@@ -248,7 +259,7 @@ def video_model_params(wildcards):
 
 def finetune_input(wildcards):
     return {
-        "frames": f"results/priors/{wildcards.video}.zarr/frames",
+        "frames": prior_array(wildcards.video, "frames"),
         "video_unet": VIDEO_MODEL,
         **model_input(wildcards),
         **guide_priors(wildcards),
@@ -286,8 +297,8 @@ def edit_row(wildcards):
 
 def edit_input(wildcards):
     return {
-        "frames": f"results/priors/{wildcards.video}.zarr/frames",
-        "weights": f"results/weights/{wildcards.method}/{wildcards.video}",
+        "frames": prior_array(wildcards.video, "frames"),
+        "weights": weights_dir(wildcards.method, wildcards.video),
         "video_unet": VIDEO_MODEL,
         **model_input(wildcards),
         **guide_priors(wildcards),
@@ -314,6 +325,7 @@ def edit_params(wildcards):
         "steps": settings["steps"],
         "guidance_scale": settings["guidance_scale"],
         "unguided_steps": settings["unguided_steps"],
+        "strength": settings["strength"],
         "negative_prompt": settings["negative_prompt"],
         "folder_fps": settings["folder_fps"],
         "device": config["device"],
@@ -324,26 +336,26 @@ def edit_params(wildcards):
 
 def edit_result_input(wildcards):
     edit_row(wildcards)
-    return {"edits": f"results/methods/{PRODUCT_METHOD}/{wildcards.video}"}
+    return {"edits": method_edits(PRODUCT_METHOD, wildcards.video)}
 
 
 def edit_outputs():
     """The user's edits (results/edits/, VidMP3's) and every compared method's folder (results/methods/)."""
     outputs = [f"results/edits/{name}.mp4" for name in EDITS.index]
-    return outputs + [f"results/methods/{method}/{video}" for method in config["methods"] for video in EDITS["video"].unique()]
+    return outputs + [method_edits(method, video) for method in config["methods"] for video in EDITS["video"].unique()]
 
 
 # ---- evaluation
 def evaluate_input(wildcards):
     edit_row(wildcards)
     inputs = {
-        "frames": f"results/priors/{wildcards.video}.zarr/frames",
-        "mask": f"results/priors/{wildcards.video}.zarr/mask",
-        "edits": f"results/methods/{wildcards.method}/{wildcards.video}",
+        "frames": prior_array(wildcards.video, "frames"),
+        "mask": prior_array(wildcards.video, "mask"),
+        "edits": method_edits(wildcards.method, wildcards.video),
     }
     row = video_row(wildcards)
     if row["subjects"]:
-        inputs["subjects"] = f"results/priors/{wildcards.video}.zarr/mask_given"
+        inputs["subjects"] = prior_array(wildcards.video, "mask_given")
     return inputs | ({"truth": rendered_truth(row, rendered_clips(config))} if RENDERED_SOURCE.match(row["source"]) else {})
 
 
@@ -361,7 +373,7 @@ def evaluate_meta(wildcards):
 
 def evaluated_edit(wildcards):
     """The edit's file inside its video's edit folder."""
-    return f"results/methods/{wildcards.method}/{wildcards.video}/{wildcards.concept}.mp4"
+    return f"{method_edits(wildcards.method, wildcards.video)}/{wildcards.concept}.mp4"
 
 
 def evaluation_params(wildcards):
@@ -387,10 +399,22 @@ def benchmark_files(wildcards):
     same place and format, as their output `timing` (vidmp3.timing).
     """
     files = [f"results/benchmarks/video_model/video_model.tsv"]
-    files += [f"results/benchmarks/{stage}/{video}.tsv" for video in VIDEOS.index for stage in ("frames", "priors_mask", "priors_corr", "priors_depth", "priors_guide")]
-    files += [f"results/benchmarks/given_masks/{video}.tsv" for video in VIDEOS.index if prior_backend("mask", VIDEOS.loc[video], config) == "given"]
+    files += [
+        f"results/benchmarks/{stage}/{video}.tsv"
+        for video in VIDEOS.index
+        for stage in ("frames", "priors_mask", "priors_corr", "priors_depth", "priors_guide")
+    ]
+    files += [
+        f"results/benchmarks/given_masks/{video}.tsv"
+        for video in VIDEOS.index
+        if prior_backend("mask", VIDEOS.loc[video], config) == "given"
+    ]
     for method in config["methods"]:
-        files += [f"results/benchmarks/{stage}/{method}/{video}.tsv" for video in EDITS["video"].unique() for stage in ("finetune", "edit")]
+        files += [
+            f"results/benchmarks/{stage}/{method}/{video}.tsv"
+            for video in EDITS["video"].unique()
+            for stage in ("finetune", "edit")
+        ]
         files += [f"results/benchmarks/evaluate/{method}/{name}.tsv" for name in EDITS.index]
     return files
 
@@ -421,12 +445,12 @@ def toyworld_benchmark_input(wildcards):
     """The video model's folder (tiny, built by tiny_model; toyworld, the shipped weights) and the judge."""
     settings = config["toyworld"]["benchmark"]
     preset = settings["preset"]
-    model = f"results/models/{preset}" if preset in TINY_PRESETS else SHIPPED_PRESETS[preset]
+    model = f"{MODELS}/{preset}" if preset in TINY_PRESETS else SHIPPED_PRESETS[preset]
     return {"model": model, "classifier": settings["classifier"] or f"{SHIPPED_PRESETS['toyworld']}/classifier"}
 
 
 def toyworld_benchmark_model(wildcards):
-    return {"preset": config["toyworld"]["benchmark"]["preset"], "tiny_dir": "results/models"}
+    return {"preset": config["toyworld"]["benchmark"]["preset"], "tiny_dir": MODELS}
 
 
 def toyworld_benchmark_settings(wildcards):
@@ -453,7 +477,7 @@ def prefetch_models(wildcards):
 
 def all_outputs():
     """Every final output: edits and their metrics for each method, the tables, the priors strips, the toy experiment."""
-    outputs = [f"results/priors/{video}_priors.png" for video in VIDEOS.index]
+    outputs = [priors_strip(video) for video in VIDEOS.index]
     outputs += edit_outputs()
     outputs += evaluation_outputs(None)
     outputs += ["results/eval/summary.csv", "results/toy/shape_invariance.png", "results/toy/shape_invariance.csv"]

@@ -6,7 +6,7 @@ rule edit:
         unpack(edit_input),
     output:
         edits=report(
-            directory("results/methods/{method}/{video}"),
+            directory(method_edits("{method}", "{video}")),
             patterns=["{concept}.png"],
             caption="../report/edit.rst",
             category="Edits",

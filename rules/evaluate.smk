@@ -23,9 +23,15 @@ rule tables:
     input:
         metrics=evaluation_outputs,
     output:
-        summary=report("results/eval/summary.csv", caption="../report/summary.rst", category="Tables", labels={"table": "summary"}),
-        ablation=report("results/eval/ablation.csv", caption="../report/ablation.rst", category="Tables", labels={"table": "ablation"}),
-        time_cost=report("results/eval/time_cost.csv", caption="../report/time_cost.rst", category="Tables", labels={"table": "time cost"}),
+        summary=report(
+            "results/eval/summary.csv", caption="../report/summary.rst", category="Tables", labels={"table": "summary"}
+        ),
+        ablation=report(
+            "results/eval/ablation.csv", caption="../report/ablation.rst", category="Tables", labels={"table": "ablation"}
+        ),
+        time_cost=report(
+            "results/eval/time_cost.csv", caption="../report/time_cost.rst", category="Tables", labels={"table": "time cost"}
+        ),
         markdown="results/eval/summary.md",
     params:
         benchmarks=benchmark_files,

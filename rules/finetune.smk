@@ -3,7 +3,7 @@ rule finetune:
         unpack(finetune_input),
     output:
         weights=report(
-            directory("results/weights/{method}/{video}"),
+            directory(weights_dir("{method}", "{video}")),
             patterns=["loss.png", "guide_effect.png"],
             caption="../report/finetune.rst",
             category="Fine-tuning",

@@ -2,8 +2,8 @@ rule frames:
     input:
         unpack(frames_input),
     output:
-        frames=directory("results/priors/{video}.zarr/frames"),
-        group="results/priors/{video}.zarr/zarr.json",
+        frames=directory(prior_array("{video}", "frames")),
+        group=prior_array("{video}", "zarr.json"),
     params:
         group=subpath(output.group, parent=True),
         sampling=frames_sampling,
@@ -23,7 +23,7 @@ rule given_masks:
     input:
         unpack(given_masks_input),
     output:
-        mask=directory("results/priors/{video}.zarr/mask_given"),
+        mask=directory(prior_array("{video}", "mask_given")),
     params:
         group=subpath(output.mask, parent=True),
         subjects=video_subject_ids,

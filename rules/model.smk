@@ -1,6 +1,6 @@
 rule tiny_model:
     output:
-        model=directory("results/models/{preset}"),
+        model=directory(f"{MODELS}/{{preset}}"),
     params:
         seed=config["model"]["seed"],
     log:

@@ -9,7 +9,7 @@ rule priors_mask:
     input:
         unpack(priors_mask_input),
     output:
-        mask=directory("results/priors/{video}.zarr/mask"),
+        mask=directory(prior_array("{video}", "mask")),
         # Its own benchmark file (vidmp3.timing): Snakemake forbids benchmark: on cached rules.
         timing="results/benchmarks/priors_mask/{video}.tsv",
     params:
@@ -29,7 +29,7 @@ rule priors_corr:
     input:
         unpack(priors_corr_input),
     output:
-        corr=directory("results/priors/{video}.zarr/corr"),
+        corr=directory(prior_array("{video}", "corr")),
         # Its own benchmark file (vidmp3.timing): Snakemake forbids benchmark: on cached rules.
         timing="results/benchmarks/priors_corr/{video}.tsv",
     params:
@@ -49,7 +49,7 @@ rule priors_depth:
     input:
         unpack(priors_depth_input),
     output:
-        depth=directory("results/priors/{video}.zarr/depth"),
+        depth=directory(prior_array("{video}", "depth")),
         # Its own benchmark file (vidmp3.timing): Snakemake forbids benchmark: on cached rules.
         timing="results/benchmarks/priors_depth/{video}.tsv",
     params:
@@ -69,10 +69,10 @@ rule priors_guide:
     input:
         unpack(priors_guide_input),
     output:
-        guide=directory("results/priors/{video}.zarr/guide"),
-        alpha=directory("results/priors/{video}.zarr/alpha"),
+        guide=directory(prior_array("{video}", "guide")),
+        alpha=directory(prior_array("{video}", "alpha")),
         figure=report(
-            "results/priors/{video}_priors.png",
+            priors_strip("{video}"),
             caption="../report/priors.rst",
             category="Priors",
             labels={"video": "{video}"},

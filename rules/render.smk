@@ -2,9 +2,9 @@ rule render_clip:
     wildcard_constraints:
         clip=one_of(CLIPS),
     output:
-        video="results/clips/{clip}/video.mp4",
-        masks=directory("results/clips/{clip}/masks"),
-        truth=directory("results/clips/{clip}/truth.zarr"),
+        video=clip_path("{clip}", "video.mp4"),
+        masks=directory(clip_path("{clip}", "masks")),
+        truth=directory(clip_path("{clip}", "truth.zarr")),
     params:
         spec=rendered_clip_spec,
     log:

@@ -97,9 +97,9 @@ rule toyworld_clip:
     wildcard_constraints:
         clip=one_of(TOYWORLD_CLIPS),
     output:
-        video="results/clips/{clip}/video.mp4",
-        masks=directory("results/clips/{clip}/masks"),
-        truth=directory("results/clips/{clip}/truth.zarr"),
+        video=clip_path("{clip}", "video.mp4"),
+        masks=directory(clip_path("{clip}", "masks")),
+        truth=directory(clip_path("{clip}", "truth.zarr")),
     params:
         spec=toyworld_clip_spec,
     log:

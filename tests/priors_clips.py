@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -13,13 +13,13 @@ from vidmp3.synthetic import make_trajectory, render_clip
 SHAPES = {"cube": (0.8, 0.8, 0.8), "box": (1.2, 0.5, 0.5), "sphere": (0.8, 0.8, 0.8)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def rendered(shape: str, texture: str, motion: str, seed: int, size: int = 96, frames: int = 8) -> RenderedClip:
     subject = SubjectSpec(shape, SHAPES[shape], texture=texture)
     return render_clip(subject, make_trajectory(frames, seed=seed, motion=motion, subject=subject), size, size, supersample=2)
 
 
-@lru_cache(maxsize=None)
+@cache
 def rendered_long(shape: str, motion: str, seed: int, size: int = 48, frames: int = 64) -> RenderedClip:
     """A long checker clip; motion "spin" is large motion kept upright (0.3 rad of lean) plus a full extra
     turn about the vertical axis, like `benchmarks/priors_drift.py`'s."""
@@ -36,8 +36,11 @@ def native_attrs(clip: RenderedClip) -> dict:
     """Frames-stage attrs of a video that takes every rendered frame at its own size."""
     width, height = clip.camera.width, clip.camera.height
     return {
-        "source": "rendered", "frame_indices": list(range(len(clip.frames))), "source_size": [width, height],
-        "size": [width, height], "crop": "none",
+        "source": "rendered",
+        "frame_indices": list(range(len(clip.frames))),
+        "source_size": [width, height],
+        "size": [width, height],
+        "crop": "none",
     }
 
 

@@ -24,7 +24,18 @@ SMALL_CONFIG = {
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
@@ -53,7 +64,9 @@ def write_folder_clip(workdir: Path, name: str = "folder", frames: int = 8) -> N
     y, x = np.mgrid[0:40, 0:48]
     for t in range(frames):
         Image.fromarray(np.dstack([x * 5, y * 6, np.full_like(x, 30 * t)]).astype(np.uint8)).save(frame_dir / f"{t:05d}.jpg")
-        Image.fromarray(((np.abs(x - 10 - 3 * t) < 8) & (np.abs(y - 20) < 8)).astype(np.uint8) * 255).save(mask_dir / f"{t:05d}.png")
+        Image.fromarray(((np.abs(x - 10 - 3 * t) < 8) & (np.abs(y - 20) < 8)).astype(np.uint8) * 255).save(
+            mask_dir / f"{t:05d}.png"
+        )
 
 
 def write_small_config(workdir: Path, config: dict, videos: list[str], edits: list[str]) -> None:

@@ -81,7 +81,9 @@ def test_the_second_workflow_reuses_without_running(runs):
     # the cached folders' files are the first run's files
     weights = second / "results" / "weights" / "vidmp3" / "folder"
     assert (weights / "trainable.safetensors").resolve().parent.parent == cache.resolve()
-    assert (weights / "trainable.safetensors").read_bytes() == (first / "results" / "weights" / "vidmp3" / "folder" / "trainable.safetensors").read_bytes()
+    assert (weights / "trainable.safetensors").read_bytes() == (
+        first / "results" / "weights" / "vidmp3" / "folder" / "trainable.safetensors"
+    ).read_bytes()
     # what is not cached ran in the second workflow too
     assert (second / "results" / "logs" / "frames" / "folder.log").stat().st_size > 0
     assert planned_jobs(second, TARGET) == {}
@@ -138,3 +140,31 @@ def test_a_job_that_sees_only_itself_has_the_same_key(runs, tmp_path):
     for rule in ("finetune",):
         assert f"Symlinking output file results/{CACHED_OUTPUTS[rule][0]}" in text, rule
         assert next((fourth / "results" / "logs" / rule).rglob("*.log")).stat().st_size == 0, rule
+
+
+def test_a_job_run_as_the_slurm_plugin_runs_it_finds_the_local_entry(runs, tmp_path):
+    """The command the Slurm plugin runs on a node: `--target-jobs` with `--allowed-rules` of that rule
+    alone, so its DAG holds the one job and its inputs are files already there. Snakemake's own key
+    hashes such inputs by content but those of a local run by their jobs' keys; the content key is
+    the same in both, so the job takes the first (local) workflow's entry."""
+    cache, first, _, _, _ = runs
+    node = tmp_path / "node"
+    shutil.copytree(first / "config", node / "config")
+    shutil.copytree(first / "clips", node / "clips")
+    snakemake(
+        node,
+        "results/priors/folder.zarr/corr",
+        "results/priors/folder.zarr/depth",
+        "results/priors/folder.zarr/alpha",
+        "results/models/video",
+    )
+    os.environ["SNAKEMAKE_OUTPUT_CACHE"] = str(cache)
+    try:
+        result = snakemake(
+            node, "--target-jobs", "finetune:method=vidmp3,video=folder", "--allowed-rules", "finetune", "--cache", *CACHED_RULES
+        )
+    finally:
+        del os.environ["SNAKEMAKE_OUTPUT_CACHE"]
+    text = result.stdout + result.stderr
+    assert f"Symlinking output file results/{CACHED_OUTPUTS['finetune'][0]}" in text, text[-3000:]
+    assert next((node / "results" / "logs" / "finetune").rglob("*.log")).stat().st_size == 0

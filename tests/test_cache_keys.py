@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from vidmp3.cache_keys import folder_checksum, key_by_content, library_versions
+from vidmp3.workflow.cache_keys import check_cache_keys, folder_checksum, key_by_content, library_versions
 from vidmp3.tables import read_benchmarks
 from vidmp3.timing import record_time
 
@@ -43,7 +43,7 @@ def test_the_key_holds_the_library_versions_and_replaces_snakemakes_once():
     assert f"vidmp3={vidmp3.__version__}" in versions and f"torch={version('torch')}" in versions
     assert f"diffusers={version('diffusers')}" in versions and f"transformers={version('transformers')}" in versions
     assert key_by_content() and key_by_content()  # idempotent
-    assert "vidmp3.cache_keys" in ProvenanceHashMap._get_provenance_hash.__doc__
+    assert "vidmp3.workflow.cache_keys" in ProvenanceHashMap._get_provenance_hash.__doc__
 
 
 def test_record_time_writes_a_benchmark_file_the_tables_read(tmp_path):
@@ -64,7 +64,7 @@ def test_record_time_writes_nothing_when_the_job_fails(tmp_path):
 
 
 def test_named_cache_rules_need_a_cache_folder(tmp_path):
-    from vidmp3.cache_keys import check_cache_location
+    from vidmp3.workflow.cache_keys import check_cache_location
     from vidmp3.errors import InputError
 
     check_cache_location(None, {})  # no --cache
@@ -74,3 +74,26 @@ def test_named_cache_rules_need_a_cache_folder(tmp_path):
         check_cache_location(["finetune", "invert"], {})
     with pytest.raises(InputError, match="not a folder"):
         check_cache_location(["finetune"], {"SNAKEMAKE_OUTPUT_CACHE": str(tmp_path / "missing")})
+
+
+def test_named_cache_rules_stop_where_snakemakes_key_hook_differs(monkeypatch):
+    """A Snakemake whose private hook changed stops the run before any job, rather than missing the
+    cache or failing on a folder input inside the job; without --cache it is not touched."""
+    from importlib.metadata import version
+
+    from snakemake.caching.hash import ProvenanceHashMap
+
+    from vidmp3.errors import InputError
+
+    async def changed(self, job, extra):
+        return ""
+
+    monkeypatch.setattr(ProvenanceHashMap, "_get_provenance_hash", changed)
+    check_cache_keys(None)
+    check_cache_keys([])
+    assert ProvenanceHashMap._get_provenance_hash is changed
+    with pytest.raises(InputError, match=rf"--cache finetune: snakemake {version('snakemake')} computes cache keys"):
+        check_cache_keys(["finetune"])
+    monkeypatch.delattr(ProvenanceHashMap, "_get_provenance_hash")
+    with pytest.raises(InputError, match="install the snakemake of requirements.txt"):
+        check_cache_keys(["finetune"])

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vidmp3.config import load_config, load_edits, load_videos
+from vidmp3.workflow.config import load_config, load_edits, load_videos
 from vidmp3.errors import InputError
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "config" / "schemas"
@@ -39,6 +39,18 @@ def test_defaults_filled_and_numbers_parsed(videos):
     car, dog = sheet.loc["car"], sheet.loc["dog"]
     assert (car["first_frame"], car["frames"], car["stride"], car["crop"], car["masks"]) == (0, 16, 4, "center", "")
     assert (dog["first_frame"], dog["frames"], dog["stride"], dog["size"]) == (2, 8, 2, "128x64")
+
+
+def test_frames_all_is_kept_as_a_word_and_other_words_are_refused(tmp_path):
+    sheet = write(tmp_path / "videos.tsv", VIDEOS_HEADER + "car\tclips/car.mp4\t\ta car\tobject\t\t\tall\t2\t64x64\t\n")
+    assert load_videos(sheet, SCHEMAS).loc["car", "frames"] == "all"
+    for cell, message in [
+        ("al", "line 2: frames: 'al' does not match '\\^all\\$'"),
+        ("1", "frames: 1 is less than the minimum of 2"),
+    ]:
+        write(sheet, VIDEOS_HEADER + f"car\tclips/car.mp4\t\ta car\tobject\t\t\t{cell}\t2\t64x64\t\n")
+        with pytest.raises(InputError, match=message):
+            load_videos(sheet, SCHEMAS)
 
 
 def test_config_defaults_and_unknown_key():
@@ -146,7 +158,7 @@ def test_a_sheet_with_spaces_for_tabs_says_it_must_be_tab_separated(tmp_path, te
 
 
 def test_sheet_paths_must_exist_unless_the_workflow_makes_them(tmp_path, videos, monkeypatch):
-    from vidmp3.config import check_sheet_paths
+    from vidmp3.workflow.config import check_sheet_paths
 
     monkeypatch.chdir(tmp_path)
     sheet = load_videos(videos, SCHEMAS)

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from vidmp3.editing import EditSettings, SourcePriors, ddim_invert, ddim_sample, edit_video, load_video_model, write_video
+from vidmp3.editing import EditSettings, SourcePriors, ddim_invert, ddim_sample, edit_video, load_video_model
 from vidmp3.errors import InputError
 from vidmp3.finetune import FinetuneConfig, finetune
-from vidmp3.frames import read_video
 from vidmp3.model.presets import ModelSpec, load_components, model_spec, write_video_unet
 from vidmp3.model.tiny import build_tiny
 from vidmp3.motionguide import guide_input
+from vidmp3.video_io import read_video, write_video
 
 NUM_FRAMES = 4
 PROMPT = "a cube moving over a field"
@@ -134,5 +134,44 @@ def test_unguided_steps_sample_the_first_steps_with_the_edit_prompt_alone(weight
     torch.testing.assert_close(ddim_sample(model, noise, both, 4, 3.0, unguided_steps=4), unguided, atol=1e-12, rtol=0)
     halfway = ddim_sample(model, noise, both, 4, 3.0, unguided_steps=2)
     assert not torch.allclose(halfway, guided) and not torch.allclose(halfway, unguided)
-    with pytest.raises(InputError, match="unguided_steps must be between 0 and the 4 sampling steps, got 5"):
+    with pytest.raises(InputError, match="unguided_steps must be between 0 and the 4 sampled steps, got 5"):
         ddim_sample(model, noise, both, 4, 3.0, unguided_steps=5)
+
+
+def test_strength_inverts_and_samples_the_same_share_of_the_schedule(weights, video):
+    """Strength 1 is the full path; below 1 inversion stops where sampling starts, the round trip stays
+    closer to the source, and the edit changes it less."""
+    frames, corr, depth, alpha = video
+    model = load_video_model(weights, NUM_FRAMES, SourcePriors(corr, depth, alpha), "cpu", torch.float64)
+    components = model.finetuned.components
+    source = components.encode_frames(frames).to(torch.float64)
+    text = components.encode_prompt([PROMPT], 32, 32)
+    edit = components.encode_prompt(["a blue sphere"], 32, 32)
+    full = ddim_invert(model, source, text, steps=8)
+    torch.testing.assert_close(ddim_invert(model, source, text, 8, strength=1.0), full, atol=0, rtol=0)
+    half = ddim_invert(model, source, text, 8, strength=0.5)
+    assert not torch.allclose(half, full)
+
+    def distance(latents):
+        return float((latents - source).abs().mean())
+
+    back_half = ddim_sample(model, half, text, 8, 1.0, strength=0.5)
+    back_full = ddim_sample(model, full, text, 8, 1.0)
+    assert distance(back_half) < distance(back_full)
+    assert distance(ddim_sample(model, half, edit, 8, 1.0, strength=0.5)) < distance(ddim_sample(model, full, edit, 8, 1.0))
+    with pytest.raises(InputError, match="unguided_steps must be between 0 and the 4 sampled steps, got 5"):
+        ddim_sample(model, half, text, 8, 1.0, unguided_steps=5, strength=0.5)
+    with pytest.raises(InputError, match="editing strength must be in"):
+        ddim_invert(model, source, text, 8, strength=0.0)
+
+
+def test_edit_schedule_is_checked_where_settings_are_made():
+    common = dict(guidance_scale=2.0, negative_prompt="", device="cpu", dtype="float32")
+    EditSettings(inversion_steps=10, steps=10, strength=0.5, **common)
+    EditSettings(inversion_steps=20, steps=10, **common)  # unequal counts are fine for the full path
+    with pytest.raises(InputError, match=r"strength 0.5 needs inversion: steps \(20\) equal to editing: steps \(10\)"):
+        EditSettings(inversion_steps=20, steps=10, strength=0.5, **common)
+    with pytest.raises(InputError, match="covers no step of 10"):
+        EditSettings(inversion_steps=10, steps=10, strength=0.01, **common)
+    with pytest.raises(InputError, match="between 0 and the 5 sampled steps, got 6"):
+        EditSettings(inversion_steps=10, steps=10, strength=0.5, unguided_steps=6, **common)

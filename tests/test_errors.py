@@ -17,9 +17,9 @@ pytestmark = pytest.mark.workflow
 FOLDER_ROW = "folder\tclips/folder\tclips/folder-masks\ta square\tobject\tsmall\t1\t3\t2\t48x32\tnone"
 
 
-def folder_workflow(root: Path, rows: list[str] = [FOLDER_ROW], config: dict = SMALL_CONFIG) -> Path:
+def folder_workflow(root: Path, rows: tuple[str, ...] | list[str] = (FOLDER_ROW,), config: dict = SMALL_CONFIG) -> Path:
     write_folder_clip(root)
-    write_small_config(root, config, rows, ["folder\tcircle\ta circle\tstructure"])
+    write_small_config(root, config, list(rows), ["folder\tcircle\ta circle\tstructure"])
     return root
 
 
@@ -48,14 +48,20 @@ def assert_stopped_before_any_job(workdir: Path, result, *fragments: str) -> Non
 def test_a_bad_config_value_names_file_line_and_key(tmp_path):
     workdir = folder_workflow(tmp_path, config={**SMALL_CONFIG, "editing": {"steps": "two"}})
     result = snakemake(workdir, check=False)
-    assert_stopped_before_any_job(workdir, result, "config/config.yaml, line ", "key editing/steps", "'two' is not of type 'integer'")
+    assert_stopped_before_any_job(
+        workdir, result, "config/config.yaml, line ", "key editing/steps", "'two' is not of type 'integer'"
+    )
 
 
 def test_a_sheet_with_spaces_and_a_missing_masks_folder(tmp_path):
     workdir = folder_workflow(tmp_path, rows=[FOLDER_ROW.replace("\t", "   ", 2)])
     assert_stopped_before_any_job(workdir, snakemake(workdir, check=False), "must be tab-separated")
-    write_small_config(workdir, SMALL_CONFIG, [FOLDER_ROW.replace("folder-masks", "other-masks")], ["folder\tcircle\ta circle\tstructure"])
-    assert_stopped_before_any_job(workdir, snakemake(workdir, check=False), "video folder: masks clips/other-masks does not exist")
+    write_small_config(
+        workdir, SMALL_CONFIG, [FOLDER_ROW.replace("folder-masks", "other-masks")], ["folder\tcircle\ta circle\tstructure"]
+    )
+    assert_stopped_before_any_job(
+        workdir, snakemake(workdir, check=False), "video folder: masks clips/other-masks does not exist"
+    )
 
 
 def mismatched_adapter(root: Path) -> Path:
@@ -91,6 +97,14 @@ def test_the_video_model_is_checked_before_any_job(tmp_path, monkeypatch, case):
         expected = (f"model base folder {tmp_path / 'no-such-base'} does not exist",)
     workdir = folder_workflow(tmp_path / "work", rows=rows, config={**config, "model": model})
     assert_stopped_before_any_job(workdir, snakemake(workdir, check=False), *expected)
+
+
+def test_an_edit_schedule_that_cannot_meet_stops_before_any_job(tmp_path):
+    config = {**SMALL_CONFIG, "inversion": {"steps": 4}, "editing": {"steps": 2, "strength": 0.5}}
+    workdir = folder_workflow(tmp_path / "work", config=config)
+    assert_stopped_before_any_job(
+        workdir, snakemake(workdir, check=False), "editing strength 0.5 needs inversion: steps (4) equal to editing: steps (2)"
+    )
 
 
 def test_a_target_of_an_unknown_video_is_one_line_while_planning(tmp_path):

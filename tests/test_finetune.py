@@ -39,7 +39,7 @@ def video():
     frames = rng.integers(0, 255, (NUM_FRAMES, 32, 32, 3), dtype=np.uint8)
     guide = np.zeros((NUM_FRAMES, 3, 32, 32), np.float16)
     for t in range(NUM_FRAMES):
-        guide[t, :, 8 : 20, 4 + 2 * t : 16 + 2 * t] = rng.uniform(0.1, 1.0, (3, 12, 12))
+        guide[t, :, 8:20, 4 + 2 * t : 16 + 2 * t] = rng.uniform(0.1, 1.0, (3, 12, 12))
     alpha = np.full(NUM_FRAMES, 144 / 1024, np.float32)
     return frames, guide, alpha
 

@@ -58,6 +58,22 @@ def test_video_file_is_sampled_resized_and_described(tmp_path):
     assert (group / "zarr.json").is_file()
 
 
+def test_all_frames_takes_every_stride_th_frame_to_the_clip_s_end(tmp_path):
+    source = write_video(tmp_path / "clip.mp4", gradient_frames(20))
+    ingest_frames(source, tmp_path / "v.zarr", first_frame=1, frames="all", stride=3, size=(32, 24), crop="center")
+    frames, attrs = read_array(tmp_path / "v.zarr" / "frames")
+    assert attrs["frame_indices"] == [1, 4, 7, 10, 13, 16, 19] and frames.shape == (7, 24, 32, 3)
+    assert np.abs(frames[..., 2].mean(axis=(1, 2)) - 20 * np.array([1, 4, 7, 10, 13, 16, 19]) % 256).max() < 6
+    folder = write_folder(tmp_path / "frames", gradient_frames(6))
+    ingest_frames(folder, tmp_path / "f.zarr", first_frame=0, frames="all", stride=2, size=(32, 24), crop="none")
+    assert read_array(tmp_path / "f.zarr" / "frames")[1]["frame_indices"] == [0, 2, 4]
+    with pytest.raises(
+        InputError, match=f"{folder}: has 6 frames, so frames all from first frame 4 every 2 gives 1; .* at least 2"
+    ):
+        ingest_frames(folder, tmp_path / "g.zarr", first_frame=4, frames="all", stride=2, size=(32, 24), crop="none")
+    assert not (tmp_path / "g.zarr").exists()
+
+
 def test_frame_folder_with_masks(tmp_path):
     frames = gradient_frames(6)
     masks = np.zeros((6, 48, 64), np.uint8)
@@ -106,7 +122,9 @@ def bad_inputs(tmp_path: Path):
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "text", "corrupt", "too short", "mixed sizes", "empty folder", "other file"])
+@pytest.mark.parametrize(
+    "case", ["missing", "empty", "text", "corrupt", "too short", "mixed sizes", "empty folder", "other file"]
+)
 def test_bad_sources_fail_clearly_and_leave_nothing(tmp_path, case):
     source, message = bad_inputs(tmp_path)[case]
     out = tmp_path / "out"

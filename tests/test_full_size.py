@@ -119,7 +119,9 @@ def test_trainable_sets_against_the_paper(video_unet):
         for projection in projections
     }
     if family == "sdxl":
-        temporal.update({f"{m}.transformer_blocks.0.attn{i}.to_out.0.bias": w for m, w in motion_modules(family).items() for i in (1, 2)})
+        temporal.update(
+            {f"{m}.transformer_blocks.0.attn{i}.to_out.0.bias": w for m, w in motion_modules(family).items() for i in (1, 2)}
+        )
     expected = {**queries, **temporal}
     assert {name: p.numel() for name, p in selected.items()} == expected
     assert len(selected) == {"sd15": 72, "sdxl": 290}[family]

@@ -23,13 +23,22 @@ def run_job(tmp_path, body: str) -> tuple[subprocess.CompletedProcess, str]:
     return result, log.read_text()
 
 
-@pytest.mark.parametrize("error", ["InputError('clips/clip: not found; fix the source column')", "OutputError(28, 'clips/clip: not found; fix the source column')"])
+@pytest.mark.parametrize(
+    "error",
+    [
+        "InputError('clips/clip: not found; fix the source column')",
+        "OutputError(28, 'clips/clip: not found; fix the source column')",
+    ],
+)
 def test_the_projects_errors_are_one_short_message_and_the_traceback_stays_in_the_log(tmp_path, error):
-    result, log = run_job(tmp_path, f"""
+    result, log = run_job(
+        tmp_path,
+        f"""
         from vidmp3.errors import InputError, OutputError
         with log_to(LOG):
             raise {error}
-    """)
+    """,
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     first, second = result.stderr.splitlines()
@@ -39,23 +48,29 @@ def test_the_projects_errors_are_one_short_message_and_the_traceback_stays_in_th
 
 
 def test_any_other_error_keeps_its_traceback(tmp_path):
-    result, log = run_job(tmp_path, """
+    result, log = run_job(
+        tmp_path,
+        """
         with log_to(LOG):
             {}["missing"]
-    """)
+    """,
+    )
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "KeyError" in result.stderr and "KeyError" in log
 
 
 def test_library_loggers_go_to_the_log_and_harmless_warnings_are_dropped(tmp_path):
-    result, log = run_job(tmp_path, """
+    result, log = run_job(
+        tmp_path,
+        """
         from diffusers.utils import logging as diffusers_logging
         logger = diffusers_logging.get_logger("diffusers.models.modeling_utils")  # diffusers' own stderr handler
         with log_to(LOG):
             logger.warning("There are modules in UNetMotionModel that should be kept in float32: []. Casting directly")
             logger.warning("a warning that matters")
         logger.warning("after the job")
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     assert "should be kept in float32" not in result.stderr + log
     assert "a warning that matters" in log and "a warning that matters" not in result.stderr

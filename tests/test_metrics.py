@@ -18,7 +18,6 @@ from vidmp3.metrics import (
     grid_points,
     motion_fidelity,
     pose_track,
-    read_frames,
     segment_subject,
     temporal_consistency,
     text_alignment,
@@ -30,6 +29,7 @@ from vidmp3.metrics import (
 from vidmp3.store import write_array
 from vidmp3.scene import SubjectSpec
 from vidmp3.synthetic import make_trajectory, render_clip, write_clip
+from vidmp3.video_io import read_frames
 
 FRAMES = 8
 SIZE = 48
@@ -213,9 +213,14 @@ def tiny_clip(tmp_path_factory):
     tokenizer = tiny_tokenizer()
     layers = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
     config = CLIPConfig(
-        text_config={**layers, "vocab_size": len(tokenizer), "max_position_embeddings": 32,
-                     "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-                     "pad_token_id": tokenizer.pad_token_id},
+        text_config={
+            **layers,
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": 32,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
         vision_config={**layers, "image_size": 32, "patch_size": 8},
         projection_dim=16,
     )
@@ -268,8 +273,14 @@ def priors(tmp_path, frames, masks, attrs=None):
     return group / "frames", group / "mask"
 
 
-LABELS = {"video": "square", "concept": "same", "method": "vidmp3", "category": "object", "kind": "style",
-          "prompt": "a textured square"}
+LABELS = {
+    "video": "square",
+    "concept": "same",
+    "method": "vidmp3",
+    "category": "object",
+    "kind": "style",
+    "prompt": "a textured square",
+}
 
 
 def test_an_unedited_real_clip_scores_perfect_motion_and_lacks_clip_and_truth(tmp_path, square_clip):

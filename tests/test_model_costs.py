@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from vidmp3.model.costs import SavedTensorCounter, unet_step_activation_bytes
 from vidmp3.model.processors import install_processors
 from vidmp3.model.tiny import TEXT_WIDTH, tiny_motion_adapter, tiny_unet2d
-from vidmp3.model.video_unet import attention_layers, build_video_unet, enable_gradient_checkpointing, motion_widths, set_trainable
+from vidmp3.model.video_unet import (
+    attention_layers,
+    build_video_unet,
+    enable_gradient_checkpointing,
+    motion_widths,
+    set_trainable,
+)
 
 
 def tiny_video_unet(family: str = "sd15"):
@@ -70,7 +76,9 @@ def test_checkpointed_backward_needs_the_frame_context():
     vectors = {w: torch.zeros(2, w, requires_grad=True) for w in motion_widths(unet)}
     attention = install_processors(unet, value_injection=True)
     with attention.frames(2, vectors, 0.1):
-        prediction = unet(torch.zeros(1, 4, 2, 8, 8), torch.tensor([1]), encoder_hidden_states=torch.zeros(2, 5, TEXT_WIDTH)).sample
+        prediction = unet(
+            torch.zeros(1, 4, 2, 8, 8), torch.tensor([1]), encoder_hidden_states=torch.zeros(2, 5, TEXT_WIDTH)
+        ).sample
     with pytest.raises(RuntimeError, match="ran outside VideoAttention.frames"):
         prediction.sum().backward()
     attention.restore()

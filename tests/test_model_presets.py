@@ -105,9 +105,7 @@ def test_base_missing_a_component_is_refused(tiny_dir, tmp_path):
 
 
 def test_sdxl_preset_on_an_sd15_base_is_refused(tiny_dir):
-    spec = model_spec(
-        "sdxl", base=str(tiny_dir / "tiny" / "base"), motion_adapter=str(tiny_dir / "tiny" / "motion_adapter")
-    )
+    spec = model_spec("sdxl", base=str(tiny_dir / "tiny" / "base"), motion_adapter=str(tiny_dir / "tiny" / "motion_adapter"))
     with pytest.raises(InputError, match="text_encoder_2"):
         load_components(spec, "cpu", torch.float32)
 

@@ -134,10 +134,12 @@ def whole_frame(model: MotionGuide, guide: torch.Tensor) -> torch.Tensor:
     """The windowed pixel features padded back to (N, hidden, H, W)."""
     features, windows = model.pixel_features(guide)
     height, width = guide.shape[-2:]
-    return torch.stack([
-        torch.nn.functional.pad(features[i], (cols.start, width - cols.stop, rows.start, height - rows.stop))
-        for i, (rows, cols) in enumerate(windows)
-    ])
+    return torch.stack(
+        [
+            torch.nn.functional.pad(features[i], (cols.start, width - cols.stop, rows.start, height - rows.stop))
+            for i, (rows, cols) in enumerate(windows)
+        ]
+    )
 
 
 def full_frame_features(model: MotionGuide, guide: torch.Tensor) -> torch.Tensor:

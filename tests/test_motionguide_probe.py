@@ -31,9 +31,36 @@ def test_differences_pair_each_guide_with_lambda_zero_on_its_track():
     rows = []
     for seed, shift in ((1, 0.0), (2, 0.1)):
         for start in STARTS:
-            rows.append({"clip_seed": seed, "start": start, "guide": "off", "error_source": 0.3, "error_reversed": 0.3, "error_other": 0.3})
-            rows.append({"clip_seed": seed, "start": start, "guide": "true", "error_source": 0.1 + shift, "error_reversed": 0.5, "error_other": 0.5})
-            rows.append({"clip_seed": seed, "start": start, "guide": "reversed", "error_source": 0.5, "error_reversed": 0.3, "error_other": 0.5})
+            rows.append(
+                {
+                    "clip_seed": seed,
+                    "start": start,
+                    "guide": "off",
+                    "error_source": 0.3,
+                    "error_reversed": 0.3,
+                    "error_other": 0.3,
+                }
+            )
+            rows.append(
+                {
+                    "clip_seed": seed,
+                    "start": start,
+                    "guide": "true",
+                    "error_source": 0.1 + shift,
+                    "error_reversed": 0.5,
+                    "error_other": 0.5,
+                }
+            )
+            rows.append(
+                {
+                    "clip_seed": seed,
+                    "start": start,
+                    "guide": "reversed",
+                    "error_source": 0.5,
+                    "error_reversed": 0.3,
+                    "error_other": 0.5,
+                }
+            )
     differences = probe_differences(pd.DataFrame(rows)).set_index(["start", "guide"])
     assert differences.loc[("noise", "true"), "mean"] == pytest.approx(-0.15)
     assert differences.loc[("noise", "true"), "ci_low"] == pytest.approx(-0.2)

@@ -18,7 +18,7 @@ def makefile_torch(repo) -> str:
 
 
 def test_conda_env_matches_requirements(repo):
-    requirements = pins(l.strip() for l in (repo / "requirements.txt").read_text().splitlines() if not l.startswith("#"))
+    requirements = pins(line.strip() for line in (repo / "requirements.txt").read_text().splitlines() if not line.startswith("#"))
     assert "torch" not in requirements  # a pin there would replace a CUDA torch
     env = yaml.safe_load((repo / "envs" / "vidmp3.yaml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
@@ -34,9 +34,14 @@ def test_torch_is_installed_only_where_none_is(repo, tmp_path):
     """`make -n` on a fresh venv: the torch step runs before the requirements and only if `import torch` fails."""
     dry_run = subprocess.run(
         ["make", "-n", "-C", str(repo), f"VENV={tmp_path / 'venv'}", "TORCH=torch==9.9.9", "setup"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
     torch_step = next(i for i, line in enumerate(dry_run) if "torch==9.9.9" in line)
     requirements_step = next(i for i, line in enumerate(dry_run) if "-r requirements.txt" in line)
     assert torch_step < requirements_step
-    assert re.fullmatch(r'\S+/bin/python -c "import torch" 2>/dev/null \|\| \S+/bin/python -m pip install --quiet torch==9.9.9', dry_run[torch_step])
+    assert re.fullmatch(
+        r'\S+/bin/python -c "import torch" 2>/dev/null \|\| \S+/bin/python -m pip install --quiet torch==9.9.9',
+        dry_run[torch_step],
+    )

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from vidmp3.errors import InputError
-from vidmp3.prefetch import prefetch_weights, prior_models, weights_components
+from vidmp3.prefetch import prefetch_weights, weights_components
 from vidmp3.priors.learned import load_dinov2
+from vidmp3.workflow.prior_settings import prior_models
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 
@@ -30,7 +31,10 @@ def test_a_real_preset_needs_its_base_and_motion_adapter():
     assert "unet/*.safetensors" in base and "tokenizer/*.txt" in base and not any("_2/" in p for p in base)
 
     sdxl = weights_components("sdxl")
-    assert [c.repo_id for c in sdxl] == ["stabilityai/stable-diffusion-xl-base-1.0", "guoyww/animatediff-motion-adapter-sdxl-beta"]
+    assert [c.repo_id for c in sdxl] == [
+        "stabilityai/stable-diffusion-xl-base-1.0",
+        "guoyww/animatediff-motion-adapter-sdxl-beta",
+    ]
     assert "text_encoder_2/*.safetensors" in sdxl[0].allow_patterns and "tokenizer_2/*.json" in sdxl[0].allow_patterns
 
 
@@ -87,7 +91,11 @@ def test_offline_prefetch_refuses_listing_every_missing_component(tmp_path, offl
         prefetch_weights(manifest, "sd15", transformers_models={"depth": "depth-anything/Depth-Anything-V2-Small-hf"})
     message = str(refused.value)
     assert f"missing from the Hugging Face cache {offline_cache}" in message and "HF_HUB_OFFLINE=1 is set" in message
-    for repo_id in ("stable-diffusion-v1-5/stable-diffusion-v1-5", "guoyww/animatediff-motion-adapter-v1-5", "depth-anything/Depth-Anything-V2-Small-hf"):
+    for repo_id in (
+        "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        "guoyww/animatediff-motion-adapter-v1-5",
+        "depth-anything/Depth-Anything-V2-Small-hf",
+    ):
         assert repo_id in message
     assert not manifest.exists()
 
@@ -106,21 +114,27 @@ def test_offline_prefetch_checks_the_cache_and_jobs_load_from_it(tmp_path, offli
     from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
 
     snapshot = cache_snapshot(offline_cache, "tiny-org/tiny-dinov2")
-    config = Dinov2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, patch_size=8, image_size=16)
+    config = Dinov2Config(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, patch_size=8, image_size=16
+    )
     Dinov2Model(config).save_pretrained(snapshot)
     BitImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}).save_pretrained(snapshot)
     config.save_pretrained(cache_snapshot(offline_cache, "tiny-org/no-weights"))
 
     manifest = tmp_path / "prefetched.json"
     with pytest.raises(InputError) as refused:
-        prefetch_weights(manifest, "tiny", transformers_models={"correspondence": "tiny-org/tiny-dinov2", "depth": "tiny-org/no-weights"})
+        prefetch_weights(
+            manifest, "tiny", transformers_models={"correspondence": "tiny-org/tiny-dinov2", "depth": "tiny-org/no-weights"}
+        )
     assert "tiny-org/no-weights (depth)" in str(refused.value) and "has no *.safetensors" in str(refused.value)
     assert "tiny-org/tiny-dinov2" not in str(refused.value) and not manifest.exists()
 
     prefetch_weights(manifest, "tiny", transformers_models={"correspondence": "tiny-org/tiny-dinov2"})
     assert json.loads(manifest.read_text()) == {
         "hf_hub_cache": str(offline_cache),
-        "components": [{"name": "correspondence", "repo_id": "tiny-org/tiny-dinov2", "revision": REVISION, "path": str(snapshot)}],
+        "components": [
+            {"name": "correspondence", "repo_id": "tiny-org/tiny-dinov2", "revision": REVISION, "path": str(snapshot)}
+        ],
     }
     # what a compute job then does: load by hub id, offline, from the same cache
     assert load_dinov2("tiny-org/tiny-dinov2")[1].config.hidden_size == 16
@@ -133,7 +147,9 @@ def test_prior_models_are_those_of_the_learned_backends_in_use():
     )
     config = {
         "priors": {
-            "corr": "dinov2", "mask": "given", "depth": "mask-area",
+            "corr": "dinov2",
+            "mask": "given",
+            "depth": "mask-area",
             "dinov2": {"weights": "facebook/dinov2-base"},
             "sd-dino": {"dino_weights": "facebook/dinov2-base", "sd_weights": "stable-diffusion-v1-5/stable-diffusion-v1-5"},
             "clipseg": {"weights": "CIDAS/clipseg-rd64-refined"},

@@ -9,7 +9,7 @@ from priors_clips import native_attrs, rendered
 
 from vidmp3.errors import InputError
 from vidmp3.priors import combine, compute_depth, compute_mask, compute_matches, matches_to_corr
-from vidmp3.priors.settings import prior_inputs, prior_params
+from vidmp3.workflow.prior_settings import prior_inputs, prior_params
 from vidmp3.priors.stages import corr_stage, depth_stage, guide_stage, mask_stage
 from vidmp3.store import read_array, write_array
 from vidmp3.synthetic import write_clip
@@ -21,7 +21,9 @@ def clip():
 
 
 def test_unknown_backends_are_named_with_the_choices(clip):
-    with pytest.raises(InputError, match=r"correspondence backend 'raft' is unknown; choose one of sd-dino, dinov2, flow, render"):
+    with pytest.raises(
+        InputError, match=r"correspondence backend 'raft' is unknown; choose one of sd-dino, dinov2, flow, render"
+    ):
         compute_matches(clip.frames, clip.mask, "raft", {})
     with pytest.raises(InputError, match="mask backend 'sam' is unknown"):
         compute_mask(clip.frames, "sam", {})
@@ -29,10 +31,16 @@ def test_unknown_backends_are_named_with_the_choices(clip):
         compute_depth(clip.frames, clip.mask, "zoe", {})
 
 
-@pytest.mark.parametrize(("prior", "backend", "missing"), [
-    ("corr", "dinov2", "weights"), ("corr", "sd-dino", "dino_weights, sd_weights"),
-    ("mask", "mask2former", "weights"), ("mask", "clipseg", "weights"), ("depth", "depth-anything-v2", "weights"),
-])
+@pytest.mark.parametrize(
+    ("prior", "backend", "missing"),
+    [
+        ("corr", "dinov2", "weights"),
+        ("corr", "sd-dino", "dino_weights, sd_weights"),
+        ("mask", "mask2former", "weights"),
+        ("mask", "clipseg", "weights"),
+        ("depth", "depth-anything-v2", "weights"),
+    ],
+)
 def test_a_learned_backend_without_weights_is_an_input_error(clip, prior, backend, missing):
     options = {"weights": ""} if backend != "sd-dino" else {"dino_weights": "", "sd_weights": ""}
     with pytest.raises(InputError, match=f"backend '{backend}' has no weights: set option\\(s\\) {missing}"):
@@ -144,8 +152,14 @@ CONFIG = {
 
 
 def row(**cells) -> pd.Series:
-    base = {"source": "results/clips/toy/video.mp4", "masks": "results/clips/toy/masks", "corr_backend": "",
-            "mask_backend": "", "depth_backend": "", "subject_class": ""}
+    base = {
+        "source": "results/clips/toy/video.mp4",
+        "masks": "results/clips/toy/masks",
+        "corr_backend": "",
+        "mask_backend": "",
+        "depth_backend": "",
+        "subject_class": "",
+    }
     return pd.Series(base | cells, name="toy")
 
 
@@ -155,11 +169,17 @@ def test_settings_take_the_sheet_cell_over_the_config_over_the_preset_and_only_t
     assert prior_params("depth", row(), CONFIG | {"priors": CONFIG["priors"] | {"depth": "render"}})["backend"] == "render"
     assert prior_params("corr", row(corr_backend="render"), CONFIG) == {"backend": "render", "options": {}}
     assert prior_params("mask", row(mask_backend="mask2former", subject_class="dog"), CONFIG) == {
-        "backend": "mask2former", "options": {"weights": "x"}, "class_name": "dog",
+        "backend": "mask2former",
+        "options": {"weights": "x"},
+        "class_name": "dog",
     }
-    assert prior_inputs("mask", row(), CONFIG) == {"frames": "results/priors/toy.zarr/frames", "given": "results/priors/toy.zarr/mask_given"}
+    assert prior_inputs("mask", row(), CONFIG) == {
+        "frames": "results/priors/toy.zarr/frames",
+        "given": "results/priors/toy.zarr/mask_given",
+    }
     assert prior_inputs("depth", row(depth_backend="render"), CONFIG) == {
-        "frames": "results/priors/toy.zarr/frames", "mask": "results/priors/toy.zarr/mask",
+        "frames": "results/priors/toy.zarr/frames",
+        "mask": "results/priors/toy.zarr/mask",
         "truth": "results/clips/toy/truth.zarr",
     }
     toyworld = row(source="results/clips/red-cube/video.mp4", depth_backend="render")

@@ -29,7 +29,9 @@ def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
 def test_a_translating_picture_matches_its_shift_in_frame_zero():
     big = textured(H + 40, W + 40)
     shift = np.array([2, 1])  # pixels per frame, (x, y)
-    frames = np.stack([big[20 - t * shift[1] : 20 - t * shift[1] + H, 20 - t * shift[0] : 20 - t * shift[0] + W] for t in range(5)])
+    frames = np.stack(
+        [big[20 - t * shift[1] : 20 - t * shift[1] + H, 20 - t * shift[0] : 20 - t * shift[0] + W] for t in range(5)]
+    )
     mask = np.zeros((5, H, W), dtype=bool)
     for t in range(5):  # the subject moves with the picture
         mask[t, 16 + t * shift[1] : 40 + t * shift[1], 20 + t * shift[0] : 50 + t * shift[0]] = True
@@ -151,7 +153,7 @@ def test_anchored_chaining_is_deterministic():
 def test_small_frames_are_upscaled_for_the_flow_and_the_flow_comes_back_at_their_size():
     """A 10 px shift on 64x80 frames; measured median error 0.22 px at their own size, under 0.001 px upscaled."""
     big = textured(H + 20, W + 20)
-    first, second = big[10 : 10 + H, 10 : 10 + W], big[10 : 10 + H, : W]
+    first, second = big[10 : 10 + H, 10 : 10 + W], big[10 : 10 + H, :W]
     upscaled = FlowEstimator(min_side=192)(first, second)
     assert upscaled.shape == (H, W, 2)
     inner = upscaled[16:-16, 24:-16]

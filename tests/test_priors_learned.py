@@ -66,36 +66,65 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
     )
     dinov2.save_pretrained(folders["dinov2"])
     BitImageProcessor(
-        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
-        image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD,
+        size={"shortest_edge": 32},
+        crop_size={"height": 32, "width": 32},
+        image_mean=IMAGENET_MEAN,
+        image_std=IMAGENET_STD,
     ).save_pretrained(folders["dinov2"])
 
     backbone = Dinov2Config(
-        hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, patch_size=14, image_size=56,
-        out_indices=[1, 2, 3, 4], reshape_hidden_states=False,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=64,
+        patch_size=14,
+        image_size=56,
+        out_indices=[1, 2, 3, 4],
+        reshape_hidden_states=False,
     )
     depth = DepthAnythingForDepthEstimation(
         DepthAnythingConfig(
-            backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 32, 32],
-            fusion_hidden_size=16, head_hidden_size=8, patch_size=14,
+            backbone_config=backbone,
+            reassemble_hidden_size=32,
+            neck_hidden_sizes=[8, 16, 32, 32],
+            fusion_hidden_size=16,
+            head_hidden_size=8,
+            patch_size=14,
         )
     )
     depth.save_pretrained(folders["depth"])
     DPTImageProcessor(
-        size={"height": 56, "width": 56}, keep_aspect_ratio=True, ensure_multiple_of=14, do_pad=False,
-        resample=3, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD,
+        size={"height": 56, "width": 56},
+        keep_aspect_ratio=True,
+        ensure_multiple_of=14,
+        do_pad=False,
+        resample=3,
+        image_mean=IMAGENET_MEAN,
+        image_std=IMAGENET_STD,
     ).save_pretrained(folders["depth"])
 
     id2label = {0: "person", 1: "dog", 2: "cat", 3: "teddy bear"}
     segmenter = Mask2FormerForUniversalSegmentation(
         Mask2FormerConfig(
             backbone_config=SwinConfig(
-                image_size=64, embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=2,
+                image_size=64,
+                embed_dim=32,
+                depths=[1, 1, 1, 1],
+                num_heads=[1, 1, 1, 1],
+                window_size=2,
                 out_features=["stage1", "stage2", "stage3", "stage4"],
             ),
-            feature_size=32, mask_feature_size=32, hidden_dim=32, encoder_feedforward_dim=32, encoder_layers=1,
-            decoder_layers=2, num_attention_heads=2, dim_feedforward=32, num_queries=6,
-            id2label=id2label, label2id={label: label_id for label_id, label in id2label.items()},
+            feature_size=32,
+            mask_feature_size=32,
+            hidden_dim=32,
+            encoder_feedforward_dim=32,
+            encoder_layers=1,
+            decoder_layers=2,
+            num_attention_heads=2,
+            dim_feedforward=32,
+            num_queries=6,
+            id2label=id2label,
+            label2id={label: label_id for label_id, label in id2label.items()},
         )
     )
     # A segmenter that is sure every query is a dog and never a cat: real weights, chosen biases.
@@ -104,52 +133,82 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
         segmenter.class_predictor.bias[2] = -20.0
     segmenter.save_pretrained(folders["mask2former"])
     Mask2FormerImageProcessor(
-        size={"shortest_edge": 64, "longest_edge": 128}, size_divisor=32,
-        image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD,
+        size={"shortest_edge": 64, "longest_edge": 128},
+        size_divisor=32,
+        image_mean=IMAGENET_MEAN,
+        image_std=IMAGENET_STD,
     ).save_pretrained(folders["mask2former"])
 
     clipseg = CLIPSegForImageSegmentation(
         CLIPSegConfig(
             text_config=dict(
-                vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-                max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1,
+                vocab_size=64,
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                max_position_embeddings=16,
+                bos_token_id=0,
+                eos_token_id=1,
+                pad_token_id=1,
             ),
             vision_config=dict(
-                hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2,
-                image_size=64, patch_size=16,
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=3,
+                num_attention_heads=2,
+                image_size=64,
+                patch_size=16,
             ),
-            projection_dim=16, extract_layers=[1, 2], reduce_dim=8, decoder_num_attention_heads=2,
+            projection_dim=16,
+            extract_layers=[1, 2],
+            reduce_dim=8,
+            decoder_num_attention_heads=2,
             decoder_intermediate_size=16,
         )
     )
     clipseg.save_pretrained(folders["clipseg"])
     CLIPSegProcessor(
-        image_processor=ViTImageProcessor(
-            size={"height": 64, "width": 64}, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD
-        ),
+        image_processor=ViTImageProcessor(size={"height": 64, "width": 64}, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD),
         tokenizer=tiny_clip_tokenizer(16),
     ).save_pretrained(folders["clipseg"])
 
     UNet2DConditionModel(
-        block_out_channels=(8, 16), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=16, norm_num_groups=4, attention_head_dim=2,
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16,
+        norm_num_groups=4,
+        attention_head_dim=2,
     ).save_pretrained(f"{folders['sd']}/unet")
     AutoencoderKL(
-        block_out_channels=[8, 16], in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
+        block_out_channels=[8, 16],
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        norm_num_groups=4,
         down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
         up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
     ).save_pretrained(f"{folders['sd']}/vae")
     CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-            max_position_embeddings=8, bos_token_id=0, eos_token_id=1, pad_token_id=1,
+            vocab_size=64,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=8,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
         )
     ).save_pretrained(f"{folders['sd']}/text_encoder")
     tiny_clip_tokenizer(8).save_pretrained(f"{folders['sd']}/tokenizer")
-    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(
-        f"{folders['sd']}/scheduler"
-    )
+    DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012).save_pretrained(f"{folders['sd']}/scheduler")
     return folders
 
 
@@ -267,8 +326,13 @@ def test_sd_dino_matches_an_identical_frame_to_itself(tiny_models):
     mask = box_mask(3)
 
     matches = learned.sd_dino_matches(
-        frames, mask, tiny_models["dinov2"], tiny_models["sd"],
-        dino_resolution=WIDTH, sd_resolution=WIDTH, work_stride=1,
+        frames,
+        mask,
+        tiny_models["dinov2"],
+        tiny_models["sd"],
+        dino_resolution=WIDTH,
+        sd_resolution=WIDTH,
+        work_stride=1,
     )
 
     assert_match_conventions(matches, mask)

@@ -50,9 +50,14 @@ def test_grabcut_keeps_the_motion_region_when_colours_do_not_separate_the_subjec
     np.testing.assert_array_equal(grabcut_refine(noise, region, 3), region)
 
 
-@pytest.mark.parametrize(("shape", "texture", "motion", "seed"), [
-    ("cube", "gradient", "large", 0), ("box", "checker", "small", 1), ("sphere", "checker", "large", 2),
-])
+@pytest.mark.parametrize(
+    ("shape", "texture", "motion", "seed"),
+    [
+        ("cube", "gradient", "large", 0),
+        ("box", "checker", "small", 1),
+        ("sphere", "checker", "large", 2),
+    ],
+)
 def test_motion_masks_of_rendered_clips_are_within_the_measured_bound(shape, texture, motion, seed):
     """96x96, 8 frames. Measured over cube/box/sphere x gradient/checker x seeds 0-2: mean IoU 0.85
     (small motion) and 0.78 (large), lowest clip 0.63; these three: 0.84, 0.79, 0.70. Bound: 0.6."""

@@ -38,7 +38,9 @@ def test_a_match_lands_where_frame_zero_shows_the_same_surface_point():
 
 def test_truth_follows_the_frames_stage_stride_crop_and_resize():
     subject = SubjectSpec("cube", (0.8, 0.8, 0.8), texture="checker")
-    clip = render_clip(subject, make_trajectory(6, seed=4, subject=subject), 96, 128, camera=default_camera(128, 96), supersample=2)
+    clip = render_clip(
+        subject, make_trajectory(6, seed=4, subject=subject), 96, 128, camera=default_camera(128, 96), supersample=2
+    )
     attrs = {"source": "rendered", "frame_indices": [1, 3, 5], "source_size": [128, 96], "size": [48, 48], "crop": "center"}
     truth = align_truth(clip, attrs)
     mask = resize_masks(clip.mask[[1, 3, 5]], (48, 48), "center")

@@ -15,7 +15,9 @@ from vidmp3.store import read_array
 pytestmark = pytest.mark.workflow
 
 CONFIG = {
-    "render": {"clips": {"toy": {"shape": "cube", "texture": "checker", "frames": 12, "width": 32, "height": 32, "supersample": 2}}},
+    "render": {
+        "clips": {"toy": {"shape": "cube", "texture": "checker", "frames": 12, "width": 32, "height": 32, "supersample": 2}}
+    },
     "priors": {"flow": {"dis_preset": "medium"}},
 }
 HEADER = "video\tsource\tmasks\tprompt\tcategory\tmotion\tfirst_frame\tframes\tstride\tsize\tcrop\tcorr_backend\tmask_backend\tdepth_backend\tsubject_class\n"

@@ -19,7 +19,9 @@ CHECKOUT_IGNORED = shutil.ignore_patterns(".git", ".venv", "results", ".snakemak
 
 def snakemake_in(project: Path, *args: str) -> subprocess.CompletedProcess:
     """Snakemake of the project's own checkout, run in the project folder."""
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=project, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=project, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 

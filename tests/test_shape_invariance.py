@@ -44,7 +44,13 @@ def test_outputs_are_written_and_match_the_returned_table(small_run):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = pd.read_csv(csv)
     assert list(table.columns) == [
-        "seed", "shape", "train_loss", "positive_loss", "negative_loss", "positive_over_train", "negative_over_train",
+        "seed",
+        "shape",
+        "train_loss",
+        "positive_loss",
+        "negative_loss",
+        "positive_over_train",
+        "negative_over_train",
     ]
     np.testing.assert_allclose(table["positive_over_train"], table["positive_loss"] / table["train_loss"], rtol=1e-5)
     np.testing.assert_allclose(table["negative_loss"], returned["negative_loss"], rtol=1e-5)

@@ -103,7 +103,13 @@ def run(cluster, tmp_path_factory):
     ]  # fmt: skip
     log = workdir / "snakemake.log"
     with open(log, "w") as handle:
-        result = subprocess.run(command, cwd=workdir, env=slurm_env() | {"SNAKEMAKE_OUTPUT_CACHE": str(cache)}, stdout=handle, stderr=subprocess.STDOUT)
+        result = subprocess.run(
+            command,
+            cwd=workdir,
+            env=slurm_env() | {"SNAKEMAKE_OUTPUT_CACHE": str(cache)},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
     output = log.read_text()
     run_id = re.search(r"SLURM run ID: (\S+)", output)
     if result.returncode != 0:

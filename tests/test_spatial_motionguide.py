@@ -162,8 +162,13 @@ def test_codec_factor_is_pixels_per_latent_pixel():
     from vidmp3.model.codec import PixelUnshuffleCodec, codec_factor
 
     assert codec_factor(PixelUnshuffleCodec(factor=2)) == 2
-    vae = AutoencoderKL(block_out_channels=(8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 3,
-                        up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=4, latent_channels=4)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        norm_num_groups=4,
+        latent_channels=4,
+    )
     with torch.no_grad():
         latents = vae.encode(torch.zeros(1, 3, 32, 32)).latent_dist.mean
     assert codec_factor(vae) == 32 // latents.shape[-1] == 4

@@ -97,7 +97,9 @@ def test_each_location_gets_its_own_subjects_vector_and_the_background_none(layo
         background = (coverage[0] == 0) & (coverage[1] == 0)
         assert background.any() and not cells[background].any()
         only_first = (coverage[0] > 0) & (coverage[1] == 0)
-        first = alone[0][(width, downsample)] if layout == "spatial" else coverage[0][..., None] * alone[0][width][:, None, None, :]
+        first = (
+            alone[0][(width, downsample)] if layout == "spatial" else coverage[0][..., None] * alone[0][width][:, None, None, :]
+        )
         torch.testing.assert_close(cells[only_first], first[only_first])
         assert cells[only_first].abs().sum() > 0
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vidmp3.config import load_edits, load_videos
+from vidmp3.workflow.config import load_edits, load_videos
 from vidmp3.errors import InputError
 from vidmp3.frames import ingest_frames, ingest_masks
 from vidmp3.priors.stages import corr_stage, depth_stage, guide_stage, mask_stage
@@ -44,7 +44,9 @@ def test_cells_parse():
 
 def test_a_valid_two_subject_edit(tmp_path, videos):
     edits = load_edits(
-        sheet(tmp_path / "edits.tsv", EDITS + "dogs\ttiger-fox\ta tiger and a fox\t1=a tiger;2=a fox\t2=1.5\ncar\tbus\ta bus\t\t\n"),
+        sheet(
+            tmp_path / "edits.tsv", EDITS + "dogs\ttiger-fox\ta tiger and a fox\t1=a tiger;2=a fox\t2=1.5\ncar\tbus\ta bus\t\t\n"
+        ),
         videos,
         SCHEMAS,
     )
@@ -55,7 +57,10 @@ def test_a_valid_two_subject_edit(tmp_path, videos):
 @pytest.mark.parametrize(
     "row, message",
     [
-        ("dogs\tx\ta tiger and a fox\t1=a tiger;3=a fox\t", "column subjects: edit dogs_x: subject 3 is not a subject of its video"),
+        (
+            "dogs\tx\ta tiger and a fox\t1=a tiger;3=a fox\t",
+            "column subjects: edit dogs_x: subject 3 is not a subject of its video",
+        ),
         ("dogs\tx\ta tiger and a fox\t1=a tiger\t", "column subjects: edit dogs_x: subject 2 is missing"),
         ("dogs\tx\ta tiger and a fox\t1=a tiger;2=a wolf\t", "subject 2's phrase 'a wolf' is not in the prompt"),
         ("dogs\tx\ta tiger and a fox\t1=a tiger;2=a fox\t3=2", "column subject_scales: edit dogs_x: subject 3 is not a subject"),
@@ -142,8 +147,14 @@ def test_priors_per_subject(two_subject_group):
         backend = "flow" if name == "corr" else "mask-area"
         stage(group / "frames", group / "mask", group / name, backend, {}, subjects=group / "mask_given")
     guide_stage(
-        group / "frames", group / "corr", group / "depth", group / "mask",
-        group / "guide", group / "alpha", group.parent / "fig.png", subjects=group / "mask_given",
+        group / "frames",
+        group / "corr",
+        group / "depth",
+        group / "mask",
+        group / "guide",
+        group / "alpha",
+        group.parent / "fig.png",
+        subjects=group / "mask_given",
     )
     mask, _ = read_array(group / "mask")
     corr, corr_attrs = read_array(group / "corr")
@@ -176,11 +187,26 @@ def test_every_subject_must_show_in_frame_zero(two_subject_group):
 def test_a_video_with_subjects_reads_its_instance_ids_and_needs_the_given_masks():
     import pandas as pd
 
-    from vidmp3.priors.settings import guide_inputs, prior_inputs, prior_params
+    from vidmp3.workflow.prior_settings import guide_inputs, prior_inputs, prior_params
 
-    config = {"priors": {"mask": "motion", "corr": "", "depth": ""}, "model": {"preset": "tiny"}, "render": {"clips": {}}, "toyworld": {"clips": {}}}
-    row = pd.Series({"source": "clips/two", "masks": "clips/two-masks", "corr_backend": "", "mask_backend": "",
-                     "depth_backend": "", "subject_class": "", "subjects": "1=a cube; 2=a cone"}, name="two")
+    config = {
+        "priors": {"mask": "motion", "corr": "", "depth": ""},
+        "model": {"preset": "tiny"},
+        "render": {"clips": {}},
+        "toyworld": {"clips": {}},
+    }
+    row = pd.Series(
+        {
+            "source": "clips/two",
+            "masks": "clips/two-masks",
+            "corr_backend": "",
+            "mask_backend": "",
+            "depth_backend": "",
+            "subject_class": "",
+            "subjects": "1=a cube; 2=a cone",
+        },
+        name="two",
+    )
     assert prior_inputs("corr", row, config)["subjects"] == "results/priors/two.zarr/mask_given"
     assert guide_inputs(row)["subjects"] == "results/priors/two.zarr/mask_given"
     with pytest.raises(InputError, match="video two has subjects, which need mask backend 'given'"):

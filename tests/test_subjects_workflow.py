@@ -58,8 +58,11 @@ def test_a_two_subject_edit_plans_and_runs(tmp_path):
 
     # a bad mapping stops the workflow at parse time, naming sheet, line, column and fix
     (tmp_path / "config" / "edits.tsv").write_text(
-        "video\tconcept\tprompt\tkind\tsubjects\n" "two\ttiger-fox\ta tiger and a fox\tcross-domain\t1=a tiger; 3=a fox\n"
+        "video\tconcept\tprompt\tkind\tsubjects\ntwo\ttiger-fox\ta tiger and a fox\tcross-domain\t1=a tiger; 3=a fox\n"
     )
     result = snakemake(tmp_path, *targets, "-n", check=False)
     assert result.returncode != 0
-    assert "edits.tsv, line 2, column subjects: edit two_tiger-fox: subject 3 is not a subject of its video" in result.stderr + result.stdout
+    assert (
+        "edits.tsv, line 2, column subjects: edit two_tiger-fox: subject 3 is not a subject of its video"
+        in result.stderr + result.stdout
+    )

@@ -29,8 +29,17 @@ def record(video, concept, method, category="object", kind="cross-domain", **val
     metrics = dict.fromkeys(METRICS)
     metrics.update(values)
     missing = {name: "not measured in this test" for name, value in metrics.items() if value is None}
-    return {"video": video, "concept": concept, "method": method, "category": category, "kind": kind,
-            "prompt": "p", "metrics": metrics, "not_available": missing, "details": {}}
+    return {
+        "video": video,
+        "concept": concept,
+        "method": method,
+        "category": category,
+        "kind": kind,
+        "prompt": "p",
+        "metrics": metrics,
+        "not_available": missing,
+        "details": {},
+    }
 
 
 RECORDS = [
@@ -170,7 +179,10 @@ def test_the_page_says_what_was_not_computed_and_why(tmp_path):
     ]
     paths = write_records(tmp_path / "records", records)
     not_computed = read_not_computed(paths)
-    assert not_computed[["metric", "edits", "of"]].values.tolist() == [["clip_text_alignment", 2, 2], ["clip_temporal_consistency", 2, 2]]
+    assert not_computed[["metric", "edits", "of"]].values.tolist() == [
+        ["clip_text_alignment", 2, 2],
+        ["clip_temporal_consistency", 2, 2],
+    ]
     root, out = tmp_path / "benchmarks", [tmp_path / "eval" / name for name in ("s.csv", "a.csv", "t.csv", "summary.md")]
     write_tables(paths, benchmark_files(root), root, 1, 2, *out)
     page = out[-1].read_text()
@@ -191,8 +203,18 @@ def test_an_evaluated_edit_gives_rows_only_for_its_measured_metrics(tmp_path):
     write_array(tmp_path / "frames", frames, {"frame_indices": [0, 1, 2, 3], "size": [32, 32], "crop": "center"})
     write_array(tmp_path / "mask", masks)
     path = tmp_path / "eval" / "noise_same.json"
-    evaluate_edit(tmp_path / "frames", tmp_path / "mask", tmp_path / "frames", path, video="noise", concept="same",
-                  method="concat", category="object", kind="style", prompt="noise")
+    evaluate_edit(
+        tmp_path / "frames",
+        tmp_path / "mask",
+        tmp_path / "frames",
+        path,
+        video="noise",
+        concept="same",
+        method="concat",
+        category="object",
+        kind="style",
+        prompt="noise",
+    )
     tidy = read_edit_metrics([path])
     assert sorted(tidy["metric"]) == ["motion_fidelity", "warp_error"]
     assert ablation_table(tidy)["method"].tolist() == ["concat", "concat"]

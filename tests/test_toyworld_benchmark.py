@@ -15,6 +15,9 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from snakemake_runs import REPO, snakemake
+from test_windows import recording_frames
+
+import vidmp3.finetune
 
 from vidmp3.errors import InputError
 from vidmp3.model.presets import model_spec
@@ -25,20 +28,25 @@ from vidmp3.synthetic import write_clip
 from vidmp3.toyworld import world
 from vidmp3.toyworld.benchmark import (
     CHANCE_LEVELS,
+    IDEAL_EDIT,
     MAX_EDITS,
     OTHER_CLIP_OFFSET,
     SHIFT_PIXELS,
     UNEDITED,
     BenchmarkConfig,
     BenchmarkOutputs,
+    ClipPlan,
     bootstrap_interval,
+    ideal_edit,
     paired_differences,
     plan_clip,
     rendered_priors,
     run_benchmark,
 )
-from vidmp3.toyworld.classifier import ToyClassifier
-from vidmp3.toyworld.metrics import METRICS, edit_metrics, mask_iou, trajectory_errors
+from vidmp3.toyworld.classifier import ToyClassifier, load_classifier
+from vidmp3.toyworld.long_clips import long_clips_markdown, run_long_clips
+from vidmp3.toyworld.metrics import METRICS, edit_metrics, mask_iou, silhouette_kept, trajectory_errors
+from vidmp3.windows import Window, seam_score
 
 SIZE = world.IMAGE_SIZE
 
@@ -87,11 +95,14 @@ def test_empty_segmentations_are_counted_and_left_out():
     frames = np.zeros((4, SIZE, SIZE, 3), np.uint8)
     frames[:, 0, 0] = [[0, 0, 0], [10, 0, 0], [0, 0, 0], [10, 0, 0]]
     labels = np.zeros(4, int)
-    result = edit_metrics(frames, partly, frames, source, labels, labels, (0, 0))
+    result = edit_metrics(frames, partly, frames, source, source, labels, labels, (0, 0))
     assert result["empty_frames"] == 2 and result["centroid_error"] == pytest.approx(3 / SIZE)
-    empty = edit_metrics(frames, squares([None] * 4), frames, source, labels, labels, (0, 0))
+    empty = edit_metrics(frames, squares([None] * 4), frames, source, source, labels, labels, (0, 0))
     assert empty["empty_frames"] == 4
-    assert all(math.isnan(empty[name]) for name in ("centroid_error", "size_error", "shape_iou"))
+    assert all(
+        math.isnan(empty[name])
+        for name in ("centroid_error", "size_error", "shape_iou", "ideal_centroid_error", "silhouette_kept")
+    )
     assert set(result) == set(METRICS)
 
 
@@ -99,14 +110,34 @@ def test_correctness_agreement_and_frame_change(clip):
     frames, mask = clip.frames, clip.mask
     shapes = np.array([1, 1, 1, 2, 2, 2, 2, 2])
     colours = np.array([3, 3, 3, 3, 3, 3, 0, 0])
-    result = edit_metrics(frames, mask, frames, mask, shapes, colours, target=(2, 3))
+    result = edit_metrics(frames, mask, frames, mask, mask, shapes, colours, target=(2, 3))
     assert result["shape_correct"] == 5 / 8 and result["colour_correct"] == 6 / 8 and result["both_correct"] == 3 / 8
     assert result["label_agreement"] == 5 / 7  # changes at 2->3 and 5->6
     assert result["change_ratio"] == 1.0
     frozen = np.repeat(frames[:1], len(frames), axis=0)
-    assert edit_metrics(frozen, mask, frames, mask, shapes, colours, (2, 3))["change_ratio"] == 0.0
+    assert edit_metrics(frozen, mask, frames, mask, mask, shapes, colours, (2, 3))["change_ratio"] == 0.0
     with pytest.raises(InputError, match="one label per edit frame"):
-        edit_metrics(frames, mask, frames, mask, shapes[:3], colours, (2, 3))
+        edit_metrics(frames, mask, frames, mask, mask, shapes[:3], colours, (2, 3))
+
+
+def test_the_ideal_edit_is_the_reference_for_path_and_silhouette():
+    """Against the ideal edit (the target subject on the source's path) a perfect edit scores 0, although
+    its other shape has a centroid error against the source; keeping the source's silhouette scores 1."""
+    source = squares([4, 8, 12, 16], side=8)
+    ideal = squares([4, 8, 12, 16], side=4, top=14)  # a smaller target resting on the same ground line
+    frames = np.zeros((4, SIZE, SIZE, 3), np.uint8)
+    labels = np.zeros(4, int)
+    perfect = edit_metrics(frames, ideal, frames, source, ideal, labels, labels, (0, 0))
+    assert perfect["ideal_centroid_error"] == 0.0 and perfect["silhouette_kept"] == 0.0
+    assert perfect["centroid_error"] == pytest.approx(math.hypot(2, 2) / SIZE)
+    kept = edit_metrics(frames, source, frames, source, ideal, labels, labels, (0, 0))
+    assert kept["silhouette_kept"] == 1.0 and kept["centroid_error"] == 0.0
+    assert kept["ideal_centroid_error"] == pytest.approx(math.hypot(2, 2) / SIZE)
+    half = source.copy()
+    half[:, :, :10] = False  # drops the left columns of the source-only ring
+    assert 0.0 < silhouette_kept(half, source, ideal) < 1.0
+    with pytest.raises(InputError, match="ideal masks"):
+        silhouette_kept(source, source, ideal[:3])
 
 
 # ---- chance levels and statistics --------------------------------------------------------------
@@ -114,17 +145,20 @@ def test_correctness_agreement_and_frame_change(clip):
 
 def test_chance_levels_score_what_they_are(clip):
     other = world.render_toy_clip("cube", "red", world.HELD_OUT_SEED + OTHER_CLIP_OFFSET)
-    errors = {}
+    ideal = ideal_edit(ClipPlan(world.HELD_OUT_SEED, "cube", "red", (("sphere", "blue"),)), 0, world.CLIP_FRAMES, "large")
+    errors, ideal_errors = {}, {}
     for name, (make, _) in CHANCE_LEVELS.items():
-        frames = make(clip, other)
+        frames = make(clip, other, ideal)
         assert frames.shape == clip.frames.shape and frames.dtype == np.uint8
         errors[name] = trajectory_errors(world.segment(frames), clip.mask)[0]
-    assert errors[UNEDITED] < 0.01
+        ideal_errors[name] = trajectory_errors(world.segment(frames), ideal.mask)[0]
+    assert errors[UNEDITED] < 0.01 and ideal_errors[IDEAL_EDIT] < 0.01
+    assert 0.01 < errors[IDEAL_EDIT] < errors["static"]  # the other shape moves the centroid, not the path
     assert errors["shifted-2px"] == pytest.approx(SHIFT_PIXELS / SIZE, abs=0.01)
     assert min(errors["static"], errors["other-clip"]) > errors["shifted-2px"]
     assert errors["backwards"] > 0.03  # this clip's path is nearly symmetric in time: backwards is close, not equal
-    static = CHANCE_LEVELS["static"][0](clip, other)
-    assert (static == static[0]).all() and np.array_equal(CHANCE_LEVELS["backwards"][0](clip, other), clip.frames[::-1])
+    static = CHANCE_LEVELS["static"][0](clip, other, ideal)
+    assert (static == static[0]).all() and np.array_equal(CHANCE_LEVELS["backwards"][0](clip, other, ideal), clip.frames[::-1])
 
 
 def test_bootstrap_intervals_resample_whole_clips():
@@ -176,13 +210,20 @@ def test_priors_are_those_the_workflow_stages_write_for_the_rendered_clip(clip, 
     the `render` backends; alpha by the guide stage."""
     write_clip(clip, tmp_path / "video.mp4", tmp_path / "masks", tmp_path / "truth.zarr", fps=8)
     group = tmp_path / "clip.zarr"
-    attrs = {"frame_indices": list(range(len(clip.frames))), "source_size": [SIZE, SIZE], "size": [SIZE, SIZE],
-             "crop": "none", "source": "video.mp4"}
+    attrs = {
+        "frame_indices": list(range(len(clip.frames))),
+        "source_size": [SIZE, SIZE],
+        "size": [SIZE, SIZE],
+        "crop": "none",
+        "source": "video.mp4",
+    }
     write_array(group / "frames", clip.frames, attrs)
     write_array(group / "mask", clip.mask)
     corr_stage(group / "frames", group / "mask", group / "corr", "render", {}, truth=tmp_path / "truth.zarr")
     depth_stage(group / "frames", group / "mask", group / "depth", "render", {}, truth=tmp_path / "truth.zarr")
-    guide_stage(group / "frames", group / "corr", group / "depth", group / "mask", group / "guide", group / "alpha", tmp_path / "p.png")
+    guide_stage(
+        group / "frames", group / "corr", group / "depth", group / "mask", group / "guide", group / "alpha", tmp_path / "p.png"
+    )
     priors = rendered_priors(clip)
     for name in ("corr", "depth", "alpha"):
         np.testing.assert_array_equal(getattr(priors, name), read_array(group / name)[0].astype(np.float32), err_msg=name)
@@ -199,17 +240,32 @@ def classifier_dir(tmp_path_factory):
     torch.manual_seed(0)
     model = ToyClassifier()
     save_file({name: value.contiguous() for name, value in model.state_dict().items()}, folder / "model.safetensors")
-    config = {"widths": list(model.widths), "image_size": model.image_size, "shapes": list(world.SHAPES), "colours": list(world.COLOURS)}
+    config = {
+        "widths": list(model.widths),
+        "image_size": model.image_size,
+        "shapes": list(world.SHAPES),
+        "colours": list(world.COLOURS),
+    }
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 
 
 def outputs_in(folder: Path) -> BenchmarkOutputs:
-    names = {"rows": "edits.csv", "table": "table.csv", "differences": "differences.csv", "markdown": "table.md", "plot": "metrics.png", "strips": "strips.png", "timing": "timing.json"}
+    names = {
+        "rows": "edits.csv",
+        "table": "table.csv",
+        "differences": "differences.csv",
+        "markdown": "table.md",
+        "plot": "metrics.png",
+        "strips": "strips.png",
+        "timing": "timing.json",
+    }
     return BenchmarkOutputs(**{field: folder / name for field, name in names.items()})
 
 
-REDUCED = dict(clips=1, edits=2, methods=("vidmp3", "tune-a-video"), finetune_steps=1, inversion_steps=2, editing_steps=2, strip_clips=1)
+REDUCED = dict(
+    clips=1, edits=2, methods=("vidmp3", "tune-a-video"), finetune_steps=1, inversion_steps=2, editing_steps=2, strip_clips=1
+)
 
 
 def test_a_reduced_benchmark_writes_every_output_with_sane_metrics(tmp_path, classifier_dir):
@@ -236,7 +292,9 @@ def test_a_reduced_benchmark_writes_every_output_with_sane_metrics(tmp_path, cla
     assert len(table) == (2 + len(CHANCE_LEVELS)) * len(METRICS) and set(table["metric"]) == set(METRICS)
     vidmp3 = on_disk[on_disk["method"] == "vidmp3"]
     row = table[(table["method"] == "vidmp3") & (table["metric"] == "centroid_error")].iloc[0]
-    assert row["mean"] == pytest.approx(vidmp3["centroid_error"].mean()) and row["count"] == vidmp3["centroid_error"].notna().sum()
+    assert (
+        row["mean"] == pytest.approx(vidmp3["centroid_error"].mean()) and row["count"] == vidmp3["centroid_error"].notna().sum()
+    )
     assert row["std"] == pytest.approx(vidmp3["centroid_error"].std(ddof=1), nan_ok=True)
     markdown = Path(outputs.markdown).read_text()
     assert all(name in markdown for name in ("vidmp3", "tune-a-video", *CHANCE_LEVELS, METRICS["shape_iou"].label))
@@ -253,8 +311,15 @@ def test_the_rule_runs_the_benchmark_from_the_config(tmp_path, classifier_dir):
     """`snakemake toyworld_benchmark` on the tiny preset: the rule, its helpers and its script."""
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["toyworld"]["benchmark"].update(
-        preset="tiny", classifier=str(classifier_dir), clips=1, edits=1, methods=["no-motionguide"],
-        finetune_steps=1, inversion_steps=1, editing_steps=1, strip_clips=1,
+        preset="tiny",
+        classifier=str(classifier_dir),
+        clips=1,
+        edits=1,
+        methods=["no-motionguide"],
+        finetune_steps=1,
+        inversion_steps=1,
+        editing_steps=1,
+        strip_clips=1,
     )
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
@@ -267,3 +332,27 @@ def test_the_rule_runs_the_benchmark_from_the_config(tmp_path, classifier_dir):
     assert set(pd.read_csv(results / "table.csv")["method"]) == {"no-motionguide", *CHANCE_LEVELS}
     assert json.loads((results / "timing.json").read_text())["torch_threads"] == 1
     assert (tmp_path / "results" / "logs" / "toyworld" / "benchmark.log").is_file()
+
+
+def test_long_clips_edit_window_by_window_and_score_the_seams(tmp_path, classifier_dir, monkeypatch):
+    """benchmarks/long_clips.py's mechanics on a tiny setting: 12-frame clips through 4-frame windows."""
+    build_tiny("tiny", tmp_path / "models" / "tiny", seed=0)
+    window = Window(4, 2)
+    config = BenchmarkConfig(**REDUCED | dict(clips=2, edits=1, methods=("vidmp3", "no-motionguide"), frames=12, window=window))
+    calls = recording_frames(monkeypatch, vidmp3.finetune)
+    rows, timer = run_long_clips(config, model_spec("tiny", tiny_dir=tmp_path / "models"), load_classifier(classifier_dir))
+    assert calls and set(calls) == {window.frames}  # fine-tuning, inversion and sampling: one window per UNet call
+    assert len(rows) == 2 * (2 + len(CHANCE_LEVELS)) and rows["seam_score"].notna().sum() == len(rows) - 2  # static: none
+    for seed, mine in rows.groupby("clip_seed"):
+        plan = plan_clip(seed, 1)
+        source = world.render_toy_clip(plan.shape, plan.colour, seed, frames=12)
+        unedited = mine[mine["method"] == UNEDITED].iloc[0]
+        assert unedited["seam_score"] == pytest.approx(seam_score(source.frames, window)) and unedited["centroid_error"] < 0.01
+    assert timer.summary()["sampling"]["runs"] == 2 * 2
+    markdown = long_clips_markdown(rows, config)
+    assert "12 frames, 5 windows of 4 frames every 2" in markdown and "Paired differences" in markdown
+    assert all(f"| {name} |" in markdown or f"| *{name}* |" in markdown for name in (*config.methods, *CHANCE_LEVELS))
+    with pytest.raises(InputError, match="long clips need more frames than the 4-frame window, got 4"):
+        run_long_clips(BenchmarkConfig(**REDUCED | dict(frames=4, window=window)), None, None)
+    with pytest.raises(InputError, match="frames per clip must be at least 2"):
+        BenchmarkConfig(frames=1)

@@ -19,7 +19,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from snakemake_runs import snakemake
 
-from vidmp3.config import load_config
+from vidmp3.workflow.config import load_config
 from vidmp3.errors import InputError
 from vidmp3.model.codec import PixelUnshuffleCodec
 from vidmp3.model.presets import TextConditioning, load_components, model_spec
@@ -27,18 +27,11 @@ from vidmp3.model.processors import install_processors
 from vidmp3.model.video_unet import build_video_unet, motion_widths
 from vidmp3.toyworld import world
 from vidmp3.toyworld.classifier import classify, load_classifier, train_classifier
-from vidmp3.toyworld.pretrain import (
-    ImageSettings,
-    MotionSettings,
-    captions,
-    export_weights,
-    motion_statistics,
-    pretrain_image,
-    pretrain_motion,
-    toyworld_motion_adapter,
-    toyworld_text_encoder,
-    toyworld_unet2d,
-)
+from vidmp3.toyworld.pretrain.export import export_weights
+from vidmp3.toyworld.pretrain.image import pretrain_image
+from vidmp3.toyworld.pretrain.models import captions, toyworld_motion_adapter, toyworld_text_encoder, toyworld_unet2d
+from vidmp3.toyworld.pretrain.motion import motion_statistics, pretrain_motion
+from vidmp3.toyworld.pretrain.settings import ImageSettings, MotionSettings
 from vidmp3.toyworld.text import toyworld_tokenizer
 
 IMAGE = ImageSettings(steps=2, batch_size=4, images=16, samples_per_caption=1, sample_steps=2)
@@ -105,9 +98,7 @@ def test_motion_stage_writes_an_adapter_that_loads_with_the_base(pretrained):
     adapter = MotionAdapter.from_pretrained(motion / "motion_adapter", use_safetensors=True)
     trained = {name: value for name, value in adapter.state_dict().items() if name.endswith("proj_out.weight")}
     assert trained and any(value.abs().sum() > 0 for value in trained.values())  # moved off the zero start
-    spec = model_spec(
-        "toyworld", base=str(pretrained / "image" / "base"), motion_adapter=str(motion / "motion_adapter")
-    )
+    spec = model_spec("toyworld", base=str(pretrained / "image" / "base"), motion_adapter=str(motion / "motion_adapter"))
     components = load_components(spec, "cpu", torch.float32)
     assert components.scheduler_config["prediction_type"] == "sample"
     samples = json.loads((motion / "samples.json").read_text())

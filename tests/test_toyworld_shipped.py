@@ -14,7 +14,8 @@ from vidmp3.model.codec import PixelUnshuffleCodec
 from vidmp3.model.presets import TOYWORLD_WEIGHTS, load_components, model_spec
 from vidmp3.toyworld import world
 from vidmp3.toyworld.classifier import classify, load_classifier
-from vidmp3.toyworld.pretrain import captions, draw_images
+from vidmp3.toyworld.pretrain.image import draw_images
+from vidmp3.toyworld.pretrain.models import captions
 
 # The shipped weights drew 32/32 right (shape and colour) when they were made; chance is 1/4.
 SHIPPED_SHAPE_BOUND = 0.8

@@ -9,7 +9,6 @@ from transformers import CLIPTokenizer
 
 from vidmp3 import synthetic
 from vidmp3.errors import InputError
-from vidmp3.frames import read_video
 from vidmp3.scene import read_truth
 from vidmp3.toyworld import world
 from vidmp3.toyworld.text import MAX_TOKENS, WORDS, toyworld_tokenizer
@@ -28,6 +27,7 @@ from vidmp3.toyworld.world import (
     subject_spec,
     write_toy_clip,
 )
+from vidmp3.video_io import read_video
 
 CAPTIONS = [(shape, colour) for shape in SHAPES for colour in COLOURS]
 

@@ -14,7 +14,7 @@ from vidmp3.guide_effect import TIMESTEP_FRACTIONS
 from vidmp3.model.presets import load_components, model_spec
 from vidmp3.model.tiny import build_tiny
 from vidmp3.motionguide import guide_input
-from vidmp3.windows import Window, blend_windows
+from vidmp3.windows import Window, blend_windows, seam_score
 
 PROMPT = "a cube moving over a field"
 
@@ -46,6 +46,24 @@ def test_blending_keeps_what_every_window_agrees_on_and_averages_the_rest():
     by_window = blend_windows(window, 10, lambda start, stop: torch.full((1, 1, stop - start, 1, 1), float(start)))
     assert by_window[0, 0, 0].item() == 0.0 and by_window[0, 0, -1].item() == 6.0  # edge frames: one window each
     assert by_window[0, 0, 3].item() == pytest.approx((0 * 1 + 2 * 2) / (1 + 2))  # windows 0 (its edge) and 2
+
+
+def test_borders_are_where_a_window_starts_or_ends():
+    assert Window(8, 4).borders(64) == list(range(4, 64, 4))
+    assert Window(4, 3).borders(11) == [3, 4, 6, 7, 10]  # starts 0 3 6 7 (the last flush with the end), stops 4 7 10 11
+    assert Window(8, 4).borders(8) == []
+
+
+def test_seam_score_is_one_for_even_change_and_grows_with_jumps_at_borders():
+    window = Window(4, 2)
+    ramp = np.arange(12, dtype=np.float32)[:, None, None, None] * np.ones((1, 2, 2, 3), np.float32) * 10
+    assert seam_score(ramp, window) == pytest.approx(1.0)
+    jumpy = ramp.copy()
+    for t in window.borders(12):  # every frame from a border on moves 10 more: the border step is 20, inside 10
+        jumpy[t:] += 10
+    assert seam_score(jumpy, window) == pytest.approx(2.0)
+    assert np.isnan(seam_score(np.zeros((12, 2, 2, 3)), window))  # nothing changes inside: no ratio
+    assert np.isnan(seam_score(ramp[:4], window))  # one window: no border
 
 
 def test_bad_windows_are_input_errors():

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from snakemake_runs import REPO, planned_jobs, snakemake
+from snakemake_runs import REPO, planned_jobs, snakemake, write_folder_clip
 
 from vidmp3.store import read_array, read_group_attrs
 
@@ -100,7 +100,9 @@ def test_outputs_of_a_full_run(workdir):
             assert record["metrics"]["clip_text_alignment"] is None and "clip_text_alignment" in record["not_available"]
     for name in ("toy_sphere", "folder_circle"):  # the user's results: VidMP3's edits
         video, concept = name.split("_")
-        assert (results / "edits" / f"{name}.mp4").read_bytes() == (results / "methods" / "vidmp3" / video / f"{concept}.mp4").read_bytes()
+        assert (results / "edits" / f"{name}.mp4").read_bytes() == (
+            results / "methods" / "vidmp3" / video / f"{concept}.mp4"
+        ).read_bytes()
         assert (results / "edits" / f"{name}.png").is_file()
     toy_record = json.loads((results / "eval" / "vidmp3" / "toy_sphere.json").read_text())
     folder_record = json.loads((results / "eval" / "vidmp3" / "folder_circle.json").read_text())
@@ -108,7 +110,18 @@ def test_outputs_of_a_full_run(workdir):
     summary = (results / "eval" / "summary.csv").read_text()
     assert "vidmp3" in summary and "tune-a-video" in summary and "no-motionguide" not in summary
     assert (results / "toy" / "shape_invariance.png").is_file()
-    for rule in ("render_clip", "frames", "given_masks", "tiny_model", "video_model", "finetune", "edit", "edit_result", "evaluate", "tables"):
+    for rule in (
+        "render_clip",
+        "frames",
+        "given_masks",
+        "tiny_model",
+        "video_model",
+        "finetune",
+        "edit",
+        "edit_result",
+        "evaluate",
+        "tables",
+    ):
         assert list((results / "logs" / rule).rglob("*.log")), rule
         assert list((results / "benchmarks" / rule).rglob("*.tsv")), rule
 
@@ -141,7 +154,10 @@ def test_one_edit_prompt_reruns_only_that_videos_edit_job(workdir):
 
 def test_lambda_reruns_fine_tuning_inversion_and_edits_of_the_guided_method_only(workdir):
     # toy's motion class is large; tune-a-video has no MotionGuide, so lambda is not its param
-    assert changed(workdir, "config/config.yaml", "finetune:\n", "finetune:\n  guide_strength_large: 0.2\n") == DOWNSTREAM_OF_ONE_WEIGHTS
+    assert (
+        changed(workdir, "config/config.yaml", "finetune:\n", "finetune:\n  guide_strength_large: 0.2\n")
+        == DOWNSTREAM_OF_ONE_WEIGHTS
+    )
 
 
 def test_a_training_setting_reruns_every_fine_tuning_but_no_priors(workdir):
@@ -200,6 +216,14 @@ def test_bad_source_fails_the_job_and_leaves_no_partial_output(tmp_path):
     assert "broken.mp4: not a readable video" in log
     group = tmp_path / "results" / "priors" / "broken.zarr"
     assert not group.exists() or list(group.iterdir()) == []
+
+
+def test_frames_all_samples_the_clip_to_its_end(tmp_path):
+    write_folder_clip(tmp_path, frames=11)
+    write_sheets(tmp_path, ["folder\tclips/folder\t\ta square\tobject\tsmall\t1\tall\t3\t48x32\tnone"], [])
+    snakemake(tmp_path, "results/priors/folder.zarr/frames")
+    frames, attrs = read_array(tmp_path / "results" / "priors" / "folder.zarr" / "frames")
+    assert attrs["frame_indices"] == [1, 4, 7, 10] and frames.shape == (4, 32, 48, 3)
 
 
 def test_bad_config_stops_at_parse_time(tmp_path):

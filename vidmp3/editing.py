@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
+from vidmp3.edit_schedule import check_edit_schedule, sampled_steps
 from vidmp3.errors import InputError
 from vidmp3.finetune import LATENTS_FILE, Finetuned, load_finetuned
 from vidmp3.model.presets import TextConditioning, configure_device, resolve_dtype
@@ -29,7 +30,6 @@ from vidmp3.methods import get_method
 from vidmp3.motionguide import SubjectMotionGuides, guide_input
 from vidmp3.subjects import SubjectMap, scale_about_centroid
 from vidmp3.windows import Window, blend_windows
-
 
 
 @dataclass
@@ -63,9 +63,7 @@ class VideoModel:
     ) -> torch.Tensor:
         vectors = None if self.vectors is None else {width: v[start:stop] for width, v in self.vectors.items()}
         with self.attention.frames(stop - start, vectors, self.finetuned.guide_strength):
-            return self.finetuned.components.unet(
-                latents[:, :, start:stop], timestep, **text.unet_kwargs(stop - start)
-            ).sample
+            return self.finetuned.components.unet(latents[:, :, start:stop], timestep, **text.unet_kwargs(stop - start)).sample
 
 
 @dataclass
@@ -84,11 +82,17 @@ class SourcePriors:
             raise InputError(f"priors disagree on the frame count: corr {counts[0]}, depth {counts[1]}, alpha {counts[2]}")
         expected = 1 if self.subjects is None else 2
         if self.alpha.ndim != expected or (self.subjects is not None and self.alpha.shape[1] != len(self.subjects.ids)):
-            raise InputError(f"alpha {self.alpha.shape} does not fit the subjects {None if self.subjects is None else self.subjects.ids}")
+            raise InputError(
+                f"alpha {self.alpha.shape} does not fit the subjects {None if self.subjects is None else self.subjects.ids}"
+            )
 
     @classmethod
     def read(
-        cls, corr: str | os.PathLike, depth: str | os.PathLike, alpha: str | os.PathLike, subjects: str | os.PathLike | None = None
+        cls,
+        corr: str | os.PathLike,
+        depth: str | os.PathLike,
+        alpha: str | os.PathLike,
+        subjects: str | os.PathLike | None = None,
     ) -> SourcePriors:
         """`subjects`: the instance ids (`mask_given`) of a clip with several subjects."""
         from vidmp3.store import read_array  # Zarr: only where the workflow's arrays are read
@@ -106,7 +110,9 @@ class SourcePriors:
         if not scales or all(scale == 1.0 for scale in scales.values()):
             return self
         if self.subjects is None or not set(scales) <= set(self.subjects.ids):
-            raise InputError(f"subject scales {scales} need those subjects in the priors (subjects {self.subjects and self.subjects.ids})")
+            raise InputError(
+                f"subject scales {scales} need those subjects in the priors (subjects {self.subjects and self.subjects.ids})"
+            )
         labels, arrays = self.subjects.labels, [self.corr, self.depth]
         for subject, scale in scales.items():
             labels, arrays = scale_about_centroid(labels, arrays, subject, scale)
@@ -130,7 +136,9 @@ def guide_vectors(finetuned: Finetuned, priors: SourcePriors | None, num_frames:
     inputs = (guide, torch.from_numpy(priors.alpha).to(device=device, dtype=dtype))
     if isinstance(finetuned.motion_guide, SubjectMotionGuides):
         if priors.subjects is None or priors.subjects.ids != finetuned.motion_guide.subjects:
-            raise InputError(f"{where}: trained for subjects {finetuned.motion_guide.subjects}; the priors have {priors.subjects and priors.subjects.ids}")
+            raise InputError(
+                f"{where}: trained for subjects {finetuned.motion_guide.subjects}; the priors have {priors.subjects and priors.subjects.ids}"
+            )
         inputs += (torch.from_numpy(priors.subjects.labels).to(device),)
     elif priors.subjects is not None:
         raise InputError(f"{where}: trained with one MotionGuide; the priors have subjects {priors.subjects.ids}")
@@ -165,11 +173,14 @@ def load_video_model(
 
 
 @torch.no_grad()
-def ddim_invert(model: VideoModel, latents: torch.Tensor, text: TextConditioning, steps: int) -> torch.Tensor:
-    """Clean latents (1, C, N, h, w) -> the noise latents that DDIM sampling maps back to them."""
+def ddim_invert(
+    model: VideoModel, latents: torch.Tensor, text: TextConditioning, steps: int, strength: float = 1.0
+) -> torch.Tensor:
+    """Clean latents (1, C, N, h, w) -> the noise latents that DDIM sampling maps back to them; with
+    `strength` below 1, the partly noised latents at the timestep where that share of the schedule ends."""
     scheduler = DDIMInverseScheduler.from_config(model.finetuned.components.scheduler_config)
     scheduler.set_timesteps(steps, device=latents.device)
-    for timestep in tqdm(scheduler.timesteps, desc="DDIM inversion"):
+    for timestep in tqdm(scheduler.timesteps[: sampled_steps(steps, strength)], desc="DDIM inversion"):
         prediction = model.predict(latents, timestep, text)
         latents = scheduler.step(prediction, timestep, latents).prev_sample
     return latents
@@ -183,22 +194,26 @@ def ddim_sample(
     steps: int,
     guidance_scale: float,
     unguided_steps: int = 0,
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """DDIM sampling from inverted latents. With guidance_scale > 1, `text` holds two prompts
     (negative first, then the edit) and classifier-free guidance mixes their predictions, except in
     the first `unguided_steps` (the noisiest), which take the edit prompt's prediction alone: guidance
-    pulls the sample off the path its inverted latents encode (issue 14: the trajectory is lost)."""
+    pulls the sample off the path its inverted latents encode (issue 14: the trajectory is lost).
+    With `strength` below 1 only the last share of the schedule is sampled, from latents that
+    `ddim_invert` stopped at the same timestep (same `steps` and `strength`)."""
     scheduler = DDIMScheduler.from_config(model.finetuned.components.scheduler_config)
     scheduler.set_timesteps(steps, device=noise.device)
     guided = guidance_scale > 1.0
     expected_prompts = 2 if guided else 1
     if text.hidden_states.shape[0] != expected_prompts:
         raise ValueError(f"guidance scale {guidance_scale} needs {expected_prompts} prompt(s), got {text.hidden_states.shape[0]}")
-    if not 0 <= unguided_steps <= steps:
-        raise InputError(f"editing unguided_steps must be between 0 and the {steps} sampling steps, got {unguided_steps}")
+    count = sampled_steps(steps, strength)
+    if not 0 <= unguided_steps <= count:
+        raise InputError(f"editing unguided_steps must be between 0 and the {count} sampled steps, got {unguided_steps}")
     edit_text = text.select(expected_prompts - 1)
     latents = noise
-    for index, timestep in enumerate(tqdm(scheduler.timesteps, desc="DDIM sampling")):
+    for index, timestep in enumerate(tqdm(scheduler.timesteps[steps - count :], desc="DDIM sampling")):
         if guided and index >= unguided_steps:
             unconditional, conditional = model.predict(torch.cat([latents, latents]), timestep, text).chunk(2)
             prediction = unconditional + guidance_scale * (conditional - unconditional)
@@ -208,13 +223,15 @@ def ddim_sample(
     return latents
 
 
-def invert_frames(model: VideoModel, frames: np.ndarray, prompt: str, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+def invert_frames(
+    model: VideoModel, frames: np.ndarray, prompt: str, steps: int, strength: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 frames (N, H, W, 3) -> their clean latents and the inverted noise latents, through a loaded
     model (so one load serves the inversion and every edit of an in-process run, as the ToyWorld benchmark does)."""
     components = model.finetuned.components
     source = components.encode_frames(frames)
     text = components.encode_prompt([prompt], frames.shape[1], frames.shape[2])
-    return source, ddim_invert(model, source, text, steps)
+    return source, ddim_invert(model, source, text, steps, strength)
 
 
 def sample_edit(
@@ -227,22 +244,15 @@ def sample_edit(
     height: int,
     width: int,
     unguided_steps: int = 0,
+    strength: float = 1.0,
 ) -> np.ndarray:
     """The edited clip (uint8 (N, H, W, 3)) sampled from inverted latents through a loaded model."""
     if not prompt.strip():
         raise InputError("the edited prompt is empty")
     prompts = [negative_prompt, prompt] if guidance_scale > 1.0 else [prompt]
     text = model.finetuned.components.encode_prompt(prompts, height, width)
-    latents = ddim_sample(model, noise, text, steps, guidance_scale, unguided_steps)
+    latents = ddim_sample(model, noise, text, steps, guidance_scale, unguided_steps, strength)
     return model.finetuned.components.decode_latents(latents)
-
-
-def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float) -> None:
-    """The edited clip as an H.264 mp4, atomically."""
-    from vidmp3.frames import encode_video  # PyAV: only where a video is written
-
-    with atomic_path(path) as tmp:
-        encode_video(frames, tmp, fps, crf=16)
 
 
 @dataclass(frozen=True)
@@ -256,7 +266,11 @@ class EditSettings:
     device: str
     dtype: str  # auto, float32, bfloat16 or float16
     unguided_steps: int = 0  # the first (noisiest) sampling steps without classifier-free guidance
+    strength: float = 1.0  # share of the DDIM schedule inverted and sampled back (1: to the last timestep)
     window: Window = Window()
+
+    def __post_init__(self) -> None:
+        check_edit_schedule(self.inversion_steps, self.steps, self.strength, self.unguided_steps)
 
 
 def edit_video(
@@ -293,26 +307,27 @@ def edit_video(
         for concept, prompt in edits.items()
     }
     components.offload_encoders(vae=False)
-    inverted = ddim_invert(model, source.to(device=device, dtype=dtype), source_text, settings.inversion_steps)
+    inverted = ddim_invert(model, source.to(device=device, dtype=dtype), source_text, settings.inversion_steps, settings.strength)
     clips, seconds = {}, {}
     for concept, text in texts.items():
         start = time.perf_counter()
         scaled = (scales or {}).get(concept)
         edit_model = model.with_priors(priors.scaled(scaled)) if scaled and model.vectors is not None else model
-        latents = ddim_sample(edit_model, inverted, text, settings.steps, settings.guidance_scale, settings.unguided_steps)
+        latents = ddim_sample(
+            edit_model, inverted, text, settings.steps, settings.guidance_scale, settings.unguided_steps, settings.strength
+        )
         clips[concept] = components.decode_latents(latents)
         seconds[concept] = time.perf_counter() - start
     return inverted, clips, seconds
 
 
-def edit_job(
-    frames, weights, video_unet, priors: dict, source_prompt: str, edits: dict, settings: dict, out_dir
-) -> None:
+def edit_job(frames, weights, video_unet, priors: dict, source_prompt: str, edits: dict, settings: dict, out_dir) -> None:
     """The edit rule: one video's inversion and all its edits (concept -> {prompt, title, scales}) into `out_dir`:
     `<concept>.mp4` at the source's sampled frame rate, `<concept>.png` (source above edit),
     `latents.safetensors` (source and inverted) and `edits.json`."""
     from vidmp3.store import read_array  # Zarr, PyAV and the strips: only in the workflow's jobs
     from vidmp3.strips import write_edit_strip
+    from vidmp3.video_io import write_video
 
     _, attrs = read_array(frames)
     source_priors = SourcePriors.read(**priors) if priors else None
@@ -320,8 +335,13 @@ def edit_job(
     edit_settings = EditSettings(**{name: settings[name] for name in fields}, window=Window(**settings["window"]))
     scales = {concept: {int(subject): scale for subject, scale in edit["scales"].items()} for concept, edit in edits.items()}
     inverted, clips, seconds = edit_video(
-        weights, video_unet, source_priors, source_prompt, {concept: edit["prompt"] for concept, edit in edits.items()},
-        edit_settings, scales,
+        weights,
+        video_unet,
+        source_priors,
+        source_prompt,
+        {concept: edit["prompt"] for concept, edit in edits.items()},
+        edit_settings,
+        scales,
     )
     source = load_file(Path(weights) / LATENTS_FILE)["source"]
     fps = (attrs["fps"] or settings["folder_fps"]) / attrs["stride"]

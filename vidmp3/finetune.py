@@ -36,7 +36,7 @@ from vidmp3.guide_effect import measure_guide_effect, write_guide_effect
 from vidmp3.model.codec import codec_factor
 from vidmp3.model.presets import Components, ModelSpec, configure_device, load_components
 from vidmp3.model.processors import install_processors
-from vidmp3.methods import get_method
+from vidmp3.methods import Method, get_method
 from vidmp3.model.video_unet import enable_gradient_checkpointing, motion_slots, set_trainable, trainable_unet_parameters
 from vidmp3.motionguide import MotionGuide, SubjectMotionGuides, guide_input, motion_guide_config
 from vidmp3.precision import resolve_precision
@@ -69,7 +69,6 @@ class FinetuneConfig:
 
 
 def _check_config(config: FinetuneConfig) -> torch.device:
-    get_method(config.method)
     if config.window_frames < 1:
         raise InputError(f"window frames must be positive, got {config.window_frames}")
     if config.steps < 1:
@@ -88,20 +87,24 @@ def _check_config(config: FinetuneConfig) -> torch.device:
     return device
 
 
-def _guide_learning_rate(config: FinetuneConfig) -> float:
+def _guide_learning_rate(config: FinetuneConfig, method: Method) -> float:
     """The config's MotionGuide rate, else the method's own, else the fine-tuning rate (the paper)."""
-    return config.guide_learning_rate or get_method(config.method).guide_learning_rate or config.learning_rate
+    return config.guide_learning_rate or method.guide_learning_rate or config.learning_rate
 
 
 def _check_inputs(
-    frames: np.ndarray, guide: np.ndarray | None, alpha: np.ndarray | None, method: str, subjects: SubjectMap | None
+    frames: np.ndarray,
+    guide: np.ndarray | None,
+    alpha: np.ndarray | None,
+    method: str,
+    variant: str | None,
+    subjects: SubjectMap | None,
 ) -> None:
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise InputError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
     num_frames, height, width, _ = frames.shape
     if height % 8 or width % 8:
         raise InputError(f"frames must have a height and width that are multiples of 8, got {height}x{width}")
-    variant = get_method(method).guide_variant
     if variant is None:
         if guide is not None or alpha is not None:
             raise InputError(f"method {method!r} uses no MotionGuide; it takes no guide or alpha")
@@ -110,9 +113,7 @@ def _check_inputs(
         raise InputError(f"method {method!r} needs the MotionGuide input (guide) and alpha")
     channels = MotionGuide.in_channels(variant)
     if guide.ndim != 4 or guide.shape[1] != channels:
-        raise InputError(
-            f"guide must be (N, {channels}, H, W) for method {method!r} (variant {variant!r}), got {guide.shape}"
-        )
+        raise InputError(f"guide must be (N, {channels}, H, W) for method {method!r} (variant {variant!r}), got {guide.shape}")
     if guide.shape[0] != num_frames:
         raise InputError(f"guide has {guide.shape[0]} frames, the clip has {num_frames}")
     expected = (num_frames,) if subjects is None else (num_frames, len(subjects.ids))
@@ -179,9 +180,9 @@ def finetune(
     from the spec. `subjects`: a clip's several subjects, one MotionGuide each (`SubjectMotionGuides`;
     alpha is then (N, K)). Same inputs, config and seed give the same weights (on the same device).
     """
-    device = _check_config(config)
-    _check_inputs(frames, guide, alpha, config.method, subjects if get_method(config.method).guide_variant else None)
     method = get_method(config.method)
+    device = _check_config(config)
+    _check_inputs(frames, guide, alpha, config.method, method.guide_variant, subjects)
     num_frames, height, width, _ = frames.shape
     precision = resolve_precision(config.precision, str(device))
     autocast_dtype = PRECISIONS[precision]
@@ -201,8 +202,7 @@ def finetune(
     prediction_type = scheduler.config.prediction_type
     if prediction_type not in PREDICTION_TYPES:
         raise InputError(
-            f"model base {spec.base}: prediction type {prediction_type!r} is unknown; "
-            f"expected one of {PREDICTION_TYPES}"
+            f"model base {spec.base}: prediction type {prediction_type!r} is unknown; expected one of {PREDICTION_TYPES}"
         )
 
     # Encoded once: the latents are saved with the weights for inversion; the VAE and text encoder
@@ -219,8 +219,12 @@ def finetune(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             guide_config = motion_guide_config(
-                method.guide_variant, method.guide_layout, motion_slots(unet).values(), codec_factor(components.vae),
-                config.motion_guide_hidden, coarse=method.guide_lowest_only,
+                method.guide_variant,
+                method.guide_layout,
+                motion_slots(unet).values(),
+                codec_factor(components.vae),
+                config.motion_guide_hidden,
+                coarse=method.guide_lowest_only,
             )
             if subjects is None:
                 motion_guide = MotionGuide(**guide_config)
@@ -247,7 +251,7 @@ def finetune(
     parameters = list(trainable.values()) + (list(motion_guide.parameters()) if motion_guide else [])
     groups = [{"params": list(trainable.values())}]
     if motion_guide is not None:
-        groups.append({"params": list(motion_guide.parameters()), "lr": _guide_learning_rate(config)})
+        groups.append({"params": list(motion_guide.parameters()), "lr": _guide_learning_rate(config, method)})
     optimizer = torch.optim.Adam(groups, lr=config.learning_rate)
     autocast = precision != "fp32"
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -261,9 +265,7 @@ def finetune(
         for start in tqdm(window_starts, desc=f"fine-tune {config.method}"):
             stop = start + window
             clean = latents[:, :, start:stop]
-            timestep = torch.randint(
-                0, scheduler.config.num_train_timesteps, (1,), generator=generator, device=device
-            )
+            timestep = torch.randint(0, scheduler.config.num_train_timesteps, (1,), generator=generator, device=device)
             noise = torch.randn(clean.shape, generator=generator, device=device)
             noisy = scheduler.add_noise(clean, noise, timestep)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast):
@@ -285,8 +287,15 @@ def finetune(
             with torch.no_grad():
                 vectors = window_vectors(0, window)
             effect = measure_guide_effect(
-                unet, video_attention, vectors, config.guide_strength, latents[:, :, :window].to(unet.dtype),
-                text.unet_kwargs(window), scheduler, config.seed, autocast_dtype if autocast else None,
+                unet,
+                video_attention,
+                vectors,
+                config.guide_strength,
+                latents[:, :, :window].to(unet.dtype),
+                text.unet_kwargs(window),
+                scheduler,
+                config.seed,
+                autocast_dtype if autocast else None,
             )
     finally:
         video_attention.restore()
@@ -300,8 +309,12 @@ def finetune(
         "model": asdict(spec),
         "finetune": asdict(config) | {"precision": precision},
         "motion_guide": _guide_record(motion_guide),
-        "subjects": None if subjects is None or motion_guide is None else {
-            "ids": list(subjects.ids), "slots": [list(slot) for slot in motion_guide.slots], "latent_factor": motion_guide.latent_factor,
+        "subjects": None
+        if subjects is None or motion_guide is None
+        else {
+            "ids": list(subjects.ids),
+            "slots": [list(slot) for slot in motion_guide.slots],
+            "latent_factor": motion_guide.latent_factor,
         },
         "video": {"frames": num_frames, "height": height, "width": width, "prompt": prompt},
         "trainable": {
@@ -410,7 +423,8 @@ def load_finetuned(
     if config["motion_guide"] is not None:
         subjects = config.get("subjects")
         motion_guide = (
-            MotionGuide(**config["motion_guide"]) if subjects is None
+            MotionGuide(**config["motion_guide"])
+            if subjects is None
             else SubjectMotionGuides(config["motion_guide"], subjects["ids"], subjects["slots"], subjects["latent_factor"])
         )
         motion_guide.load_state_dict(load_file(weights_dir / "motion_guide.safetensors"))

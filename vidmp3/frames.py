@@ -1,6 +1,6 @@
 """The frames stage: decode a clip, sample it, resize it, and start the video's priors group.
 
-Video files are decoded with PyAV and frame folders (as DAVIS ships them) with Pillow. Grayscale
+Video files and frame folders (as DAVIS ships them) are read by `vidmp3.video_io`. Grayscale
 or palette frames are converted to RGB rather than refused, since colour is only lost, never
 invented. Everything is checked before anything is written.
 """
@@ -8,92 +8,37 @@ invented. Everything is checked before anything is written.
 from __future__ import annotations
 
 import hashlib
-from fractions import Fraction
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from vidmp3.errors import InputError
 from vidmp3.store import read_array, write_array, write_group
-
-log = logging.getLogger(__name__)
-
-VIDEO_SUFFIXES = {".mp4", ".mov", ".webm", ".mkv", ".avi", ".m4v"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+from vidmp3.video_io import VIDEO_SUFFIXES, count_frames, list_images, read_frame_folder, read_video
 
 
 def frame_indices(first_frame: int, frames: int, stride: int) -> list[int]:
     return list(range(first_frame, first_frame + frames * stride, stride))
 
 
-def _check_count(source: Path, available: int, indices: list[int]) -> None:
-    if indices[-1] >= available:
+ALL_FRAMES = "all"
+"""The videos sheet's `frames` value that takes every stride-th frame from first_frame to the clip's end."""
+
+
+def all_frames(source: Path, first_frame: int, stride: int) -> int:
+    """How many frames `frames: all` takes: every stride-th from first_frame to the clip's end. Any
+    length of at least 2 fits the method (a clip longer than the window is edited window by window)."""
+    available = count_frames(source)
+    frames = len(range(first_frame, available, stride))
+    if frames < 2:
         raise InputError(
-            f"{source}: has {available} frames, but first frame {indices[0]}, {len(indices)} frames "
-            f"and stride {indices[1] - indices[0] if len(indices) > 1 else 1} need {indices[-1] + 1}"
+            f"{source}: has {available} frames, so frames all from first frame {first_frame} every {stride} "
+            f"gives {frames}; the frames stage needs at least 2: lower first_frame or stride in the videos sheet"
         )
-
-
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def read_video(source: Path, indices: list[int]) -> tuple[np.ndarray, float, int]:
-    """Decode the wanted frames of a video file as RGB; also return its fps and frame count."""
-    if source.stat().st_size == 0:
-        raise InputError(f"{source}: video file is empty (0 bytes)")
-    wanted = set(indices)
-    frames: dict[int, np.ndarray] = {}
-    try:
-        with av.open(str(source)) as container:
-            if not container.streams.video:
-                raise InputError(f"{source}: file has no video stream")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0)
-            count = 0
-            for frame in tqdm(container.decode(stream), desc=f"decode {source.name}", unit="frame"):
-                if count in wanted:
-                    frames[count] = frame.to_ndarray(format="rgb24")
-                count += 1
-    except av.error.FFmpegError as error:
-        raise InputError(f"{source}: not a readable video ({error})") from None
-    if count == 0:
-        raise InputError(f"{source}: video has no decodable frames")
-    _check_count(source, count, indices)
-    return np.stack([frames[i] for i in indices]), fps, count
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            if image.mode != "RGB":
-                log.info("%s: converting %s frame to RGB", path, image.mode)
-            return np.asarray(image.convert("RGB"))
-    except OSError as error:
-        raise InputError(f"{path}: not a readable image ({error})") from None
-
-
-def read_frame_folder(source: Path, indices: list[int]) -> tuple[np.ndarray, int]:
-    """Read the wanted frames of a folder of images (sorted by name); all must share one size."""
-    files = list_images(source)
-    if not files:
-        raise InputError(f"{source}: frame folder has no JPEG or PNG files")
-    _check_count(source, len(files), indices)
-    frames = [_read_rgb(files[i]) for i in tqdm(indices, desc=f"read {source.name}", unit="frame")]
-    first_shape = frames[0].shape
-    for index, frame in zip(indices, frames):
-        if frame.shape != first_shape:
-            raise InputError(
-                f"{source}: frames differ in size: {files[index].name} is {frame.shape[1]}x{frame.shape[0]}, "
-                f"{files[indices[0]].name} is {first_shape[1]}x{first_shape[0]}"
-            )
-    return np.stack(frames), len(files)
+    return frames
 
 
 def crop_box(width: int, height: int, size: tuple[int, int], crop: str) -> tuple[int, int, int, int]:
@@ -138,23 +83,26 @@ def ingest_frames(
     source: str | os.PathLike,
     group: str | os.PathLike,
     first_frame: int,
-    frames: int,
+    frames: int | str,
     stride: int,
     size: tuple[int, int],
     crop: str,
 ) -> None:
-    """Write `{group}/frames` uint8 (N,H,W,3) and the group's metadata for one source clip."""
+    """Write `{group}/frames` uint8 (N,H,W,3) and the group's metadata for one source clip; `frames`
+    ALL_FRAMES takes every stride-th frame from first_frame to the clip's end."""
     source = Path(source)
     if not source.exists():
         raise InputError(f"{source}: no such video file or frame folder")
+    if not source.is_dir() and source.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(f"{source}: not a video file ({', '.join(sorted(VIDEO_SUFFIXES))}) or a frame folder")
+    if frames == ALL_FRAMES:
+        frames = all_frames(source, first_frame, stride)
     indices = frame_indices(first_frame, frames, stride)
     if source.is_dir():
         raw, total = read_frame_folder(source, indices)
         fps = None
-    elif source.suffix.lower() in VIDEO_SUFFIXES:
-        raw, fps, total = read_video(source, indices)
     else:
-        raise InputError(f"{source}: not a video file ({', '.join(sorted(VIDEO_SUFFIXES))}) or a frame folder")
+        raw, fps, total = read_video(source, indices)
     attrs = {
         "source": str(source),
         "sha256": sha256_of(source),
@@ -226,14 +174,3 @@ def ingest_masks(masks: str | os.PathLike, group: str | os.PathLike, subjects: S
     resized = resize_labels(stack, subjects, size, attrs["crop"]) if subjects else resize_masks(stack, size, attrs["crop"])
     record = {"masks": str(masks), "frame_indices": attrs["frame_indices"]}
     write_array(Path(group) / "mask_given", resized, record | ({"subjects": list(subjects)} if subjects else {}))
-
-
-def encode_video(frames: np.ndarray, path: str | os.PathLike, fps: float, crf: int) -> None:
-    """Write uint8 RGB frames (N, H, W, 3) as an H.264 mp4 (yuv420p; H and W must be even)."""
-    with av.open(str(path), mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"crf": str(crf)}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-        container.mux(stream.encode())

@@ -90,9 +90,7 @@ def measure_guide_effect(
             noise = torch.randn(latents.shape, generator=generator).to(latents.device, latents.dtype)
             noisy = scheduler.add_noise(latents, noise, timestep)
             current.clear()
-            autocast = (
-                torch.autocast(latents.device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
-            )
+            autocast = torch.autocast(latents.device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
             with attention.frames(num_frames, vectors, guide_strength), autocast:
                 unet(noisy, timestep, **unet_kwargs)
             for name in temporal:

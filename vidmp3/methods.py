@@ -33,9 +33,7 @@ METHODS = {
     "vidmp3": Method("product", False),
     "vidmp3-lr": Method("product", False, guide_learning_rate=GUIDE_LEARNING_RATE),
     "vidmp3-spatial": Method("product", False, "spatial", guide_learning_rate=GUIDE_LEARNING_RATE),
-    "vidmp3-spatial-coarse": Method(
-        "product", False, "spatial", guide_lowest_only=True, guide_learning_rate=GUIDE_LEARNING_RATE
-    ),
+    "vidmp3-spatial-coarse": Method("product", False, "spatial", guide_lowest_only=True, guide_learning_rate=GUIDE_LEARNING_RATE),
     "no-motionguide": Method(None, False),
     "corr-only": Method("corr", False),
     "depth-only": Method("depth", False),

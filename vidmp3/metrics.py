@@ -44,10 +44,8 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import av
 import cv2
 import numpy as np
 import torch
@@ -62,6 +60,7 @@ from vidmp3.priors.correspondence import pixel_grid
 from vidmp3.priors.flow import FlowEstimator, consistent, inside_frame, sample
 from vidmp3.store import read_array
 from vidmp3.scene import RenderedClip, read_truth
+from vidmp3.video_io import read_frames
 
 log = logging.getLogger(__name__)
 
@@ -94,27 +93,6 @@ SEGMENT_THRESHOLD = 0.15  # RGB distance (0-1 units) from the background that co
 SEGMENT_MARGIN_PX = 3  # source-mask dilation kept out of the background estimate
 
 
-# ---- frames -------------------------------------------------------------------------------------
-
-
-def read_frames(path: str | os.PathLike) -> np.ndarray:
-    """All frames, uint8 (N,H,W,3) RGB, of a Zarr array folder (`write_array`) or a video file."""
-    path = Path(path)
-    if (path / "zarr.json").is_file():
-        frames = read_array(path)[0]
-    elif path.is_file():
-        try:
-            with av.open(str(path)) as container:
-                frames = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
-        except (av.error.FFmpegError, ValueError) as error:
-            raise InputError(f"{path}: not a readable video ({error})") from None
-    else:
-        raise InputError(f"{path}: no such video file or Zarr frames array")
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise InputError(f"{path}: frames must be uint8 (N,H,W,3), got {frames.dtype} {frames.shape}")
-    return frames
-
-
 # ---- CLIP ---------------------------------------------------------------------------------------
 
 
@@ -128,9 +106,7 @@ class ClipScorer:
             self.model = CLIPModel.from_pretrained(model).to(device).eval()
             self.processor = CLIPProcessor.from_pretrained(model)
         except OSError as error:
-            raise InputError(
-                f"CLIP model {model!r} cannot be loaded (a local folder or a cached hub id): {error}"
-            ) from None
+            raise InputError(f"CLIP model {model!r} cannot be loaded (a local folder or a cached hub id): {error}") from None
         self.device = torch.device(device)
         self.batch_size = batch_size
 
@@ -204,8 +180,13 @@ def track_points(frames: np.ndarray, points: np.ndarray) -> np.ndarray:
         if not alive.any():
             continue
         ahead, found, _ = cv2.calcOpticalFlowPyrLK(
-            greys[t - 1], greys[t], tracks[alive, t - 1].reshape(-1, 1, 2), None,
-            winSize=LK_WINDOW, maxLevel=LK_LEVELS, criteria=LK_CRITERIA,
+            greys[t - 1],
+            greys[t],
+            tracks[alive, t - 1].reshape(-1, 1, 2),
+            None,
+            winSize=LK_WINDOW,
+            maxLevel=LK_LEVELS,
+            criteria=LK_CRITERIA,
         )
         found = found.ravel().astype(bool)
         moving = np.flatnonzero(alive)
@@ -286,9 +267,7 @@ def segment_subject(frames: np.ndarray, source_mask: np.ndarray, threshold: floa
     return masks
 
 
-def trajectory_errors(
-    masks: np.ndarray, centres: np.ndarray, depth: np.ndarray
-) -> tuple[float | None, float | None, int]:
+def trajectory_errors(masks: np.ndarray, centres: np.ndarray, depth: np.ndarray) -> tuple[float | None, float | None, int]:
     """(trajectory_error_px, size_log_error, frames used) of subject masks against a pose track."""
     found = masks.reshape(len(masks), -1).any(axis=1)
     if found.sum() < 2:
@@ -345,7 +324,9 @@ def evaluate_edit(
     if mask.shape != source.shape[:3]:
         raise InputError(f"{source_mask}: mask {mask.shape} does not match the frames {source.shape[:3]}")
 
-    metrics: dict[str, float | None] = dict.fromkeys(name for name in METRICS if subjects or name != "worst_subject_motion_fidelity")
+    metrics: dict[str, float | None] = dict.fromkeys(
+        name for name in METRICS if subjects or name != "worst_subject_motion_fidelity"
+    )
     not_available: dict[str, str] = {}
     details: dict[str, Any] = {"frames": len(source), "size": [source.shape[2], source.shape[1]]}
 
@@ -377,7 +358,9 @@ def evaluate_edit(
         for subject in labels_attrs["subjects"]:
             subject_points = grid_points(labels[0] == subject)
             if len(subject_points):
-                per_subject[str(subject)] = motion_fidelity(track_points(source, subject_points), track_points(edited, subject_points), still_px)
+                per_subject[str(subject)] = motion_fidelity(
+                    track_points(source, subject_points), track_points(edited, subject_points), still_px
+                )
         details["motion_fidelity_per_subject"] = per_subject
         if per_subject:
             metrics["worst_subject_motion_fidelity"] = min(per_subject.values())
@@ -398,8 +381,15 @@ def evaluate_edit(
         metrics["trajectory_error_px"], metrics["size_log_error"] = trajectory, size
 
     record = {
-        "video": video, "concept": concept, "method": method, "category": category, "kind": kind,
-        "prompt": prompt, "metrics": metrics, "not_available": not_available, "details": details,
+        "video": video,
+        "concept": concept,
+        "method": method,
+        "category": category,
+        "kind": kind,
+        "prompt": prompt,
+        "metrics": metrics,
+        "not_available": not_available,
+        "details": details,
     }
     bad = [name for name, value in metrics.items() if value is not None and not math.isfinite(value)]
     if bad:

@@ -153,8 +153,7 @@ class MotionGuide(ModelMixin, ConfigMixin):
         expected = VARIANT_CHANNELS[self.config.variant]
         if guide.ndim != 4 or guide.shape[1] != expected:
             raise ValueError(
-                f"guide must have shape (N, {expected}, H, W) for variant {self.config.variant!r}, "
-                f"got {tuple(guide.shape)}"
+                f"guide must have shape (N, {expected}, H, W) for variant {self.config.variant!r}, got {tuple(guide.shape)}"
             )
         height, width = guide.shape[-2:]
         support = (guide != 0).any(dim=1, keepdim=True)
@@ -282,7 +281,9 @@ class SubjectMotionGuides(nn.Module):
         """guide (N, Cin, H, W) of all subjects, alpha (N, K) each subject's share, labels (N, H, W) the
         subject ids -> per-pixel vectors {(width, downsample): (N, h, w, width)}."""
         if alpha.shape != (guide.shape[0], len(self.subjects)):
-            raise ValueError(f"alpha must have shape ({guide.shape[0]}, {len(self.subjects)}) (frames, subjects), got {tuple(alpha.shape)}")
+            raise ValueError(
+                f"alpha must have shape ({guide.shape[0]}, {len(self.subjects)}) (frames, subjects), got {tuple(alpha.shape)}"
+            )
         if labels.shape != (guide.shape[0], *guide.shape[-2:]):
             raise ValueError(f"labels must have shape {(guide.shape[0], *guide.shape[-2:])}, got {tuple(labels.shape)}")
         total: dict[tuple[int, int], torch.Tensor] = {}

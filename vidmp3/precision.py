@@ -29,9 +29,7 @@ def resolve_precision(precision: str, device: str) -> str:
     if precision == "auto":
         return "bf16" if _is_cuda(device) else "fp32"
     if precision not in PRECISION_DTYPES:
-        raise InputError(
-            f"finetune precision {precision!r} is unknown; expected auto or one of {sorted(PRECISION_DTYPES)}"
-        )
+        raise InputError(f"finetune precision {precision!r} is unknown; expected auto or one of {sorted(PRECISION_DTYPES)}")
     return precision
 
 

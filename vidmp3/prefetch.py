@@ -20,20 +20,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
 from huggingface_hub import constants, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
-from vidmp3.priors import LEARNED_BACKENDS
-from vidmp3.priors.settings import PRIORS, prior_backend
 
-# vidmp3.model and vidmp3.priors.learned import torch and diffusers; the workflow imports this module
-# at parse time (for prior_models), so they are imported only where components are resolved.
+# vidmp3.model and vidmp3.priors.learned import torch and diffusers, so they are imported only where
+# components are resolved.
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 IGNORE_PATTERNS = ("*fp16*", "*non_ema*", "*.bin", "*.ckpt", "*.pt", "*.pth", "*.msgpack", "*.h5", "*.onnx", "*.onnx_data")
@@ -41,8 +37,6 @@ IGNORE_PATTERNS = ("*fp16*", "*non_ema*", "*.bin", "*.ckpt", "*.pt", "*.pth", "*
 TRANSFORMERS_FILES = ("*.json", "*.safetensors", "*.txt")
 """A transformers model: config, preprocessor and tokenizer files (json, merges.txt), safetensors weights."""
 MOTION_ADAPTER_FILES = ("*.json", "*.safetensors")
-DIFFUSERS_WEIGHT_KEYS = {"sd_weights"}
-"""Options keys of learned prior backends that name a diffusers model; all others name transformers models."""
 
 
 @dataclass(frozen=True)
@@ -120,28 +114,6 @@ def weights_components(
     return list(by_repo.values())
 
 
-def prior_models(config: Mapping[str, Any], videos: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
-    """(transformers models, diffusers models) of the learned prior backends some video uses, by use.
-
-    A use is "{backend} {options key}", e.g. "sd-dino sd_weights"; the backend of each prior comes
-    from the video's sheet column or the config (`vidmp3.priors.settings.prior_backend`).
-    """
-    transformers_models: dict[str, str] = {}
-    diffusers_models: dict[str, str] = {}
-    for prior in PRIORS:
-        for _, row in videos.iterrows():
-            backend = prior_backend(prior, row, config)
-            if backend not in LEARNED_BACKENDS:
-                continue
-            options = config["priors"].get(backend, {})
-            for key in LEARNED_BACKENDS[backend][1]:
-                if not options.get(key):
-                    raise InputError(f"config priors: {backend}: {key} is not set (video {row.name} uses {backend})")
-                models = diffusers_models if key in DIFFUSERS_WEIGHT_KEYS else transformers_models
-                models[f"{backend} {key}"] = options[key]
-    return transformers_models, diffusers_models
-
-
 def prefetch_weights(
     manifest: str | os.PathLike,
     preset: str,
@@ -184,7 +156,9 @@ def prefetch_weights(
             problems.append(str(error))
     if problems:
         if constants.HF_HUB_OFFLINE:
-            advice = "HF_HUB_OFFLINE=1 is set, so nothing was downloaded: run this target once without it on a machine with internet"
+            advice = (
+                "HF_HUB_OFFLINE=1 is set, so nothing was downloaded: run this target once without it on a machine with internet"
+            )
         else:
             advice = "check the ids, the network, and for gated models `hf auth login`"
         raise InputError(

@@ -177,14 +177,21 @@ def pose_matrix(pose: np.ndarray) -> np.ndarray:
 
 def write_truth(clip: RenderedClip, path: Path, fps: float) -> None:
     """Write the clip's truth (frames, depth, mask, poses, ...) and its conventions as one Zarr group."""
-    write_group(path, {
-        "fps": float(fps),
-        "camera": {"K": clip.camera.K, "world_to_camera": clip.camera.world_to_camera,
-                   "width": clip.camera.width, "height": clip.camera.height},
-        "subject": asdict(clip.subject),
-        "pose_convention": "object_to_world = [Rz(rz) Ry(ry) Rx(rx) | (tx, ty, tz)], metres and radians",
-        "pixel_convention": "pixel (row i, column j) is centred at (u, v) = (j, i); depth is camera z, +inf on sky",
-    })
+    write_group(
+        path,
+        {
+            "fps": float(fps),
+            "camera": {
+                "K": clip.camera.K,
+                "world_to_camera": clip.camera.world_to_camera,
+                "width": clip.camera.width,
+                "height": clip.camera.height,
+            },
+            "subject": asdict(clip.subject),
+            "pose_convention": "object_to_world = [Rz(rz) Ry(ry) Rx(rx) | (tx, ty, tz)], metres and radians",
+            "pixel_convention": "pixel (row i, column j) is centred at (u, v) = (j, i); depth is camera z, +inf on sky",
+        },
+    )
     for name in TRUTH_ARRAYS:
         write_array(path / name, getattr(clip, name))
 

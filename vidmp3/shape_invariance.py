@@ -77,8 +77,12 @@ class SpatialPoseModel(torch.nn.Module):
     def __init__(self, variant: str, hidden: int, size: int, cell: int):
         super().__init__()
         self.guide = MotionGuide(
-            variant=variant, widths=(POSE_DIMENSIONS,), hidden=hidden, layout="spatial",
-            slots=[(POSE_DIMENSIONS, 1)], latent_factor=cell,
+            variant=variant,
+            widths=(POSE_DIMENSIONS,),
+            hidden=hidden,
+            layout="spatial",
+            slots=[(POSE_DIMENSIONS, 1)],
+            latent_factor=cell,
         )
         self.readout = torch.nn.Linear((size // cell) ** 2 * POSE_DIMENSIONS, POSE_DIMENSIONS)
         torch.nn.init.zeros_(self.readout.bias)
@@ -197,11 +201,17 @@ def shape_invariance(
         train, negative = curves["train"][-1], curves["negative"][-1]
         for shape in shapes:
             positive = curves[shape][-1]
-            rows.append({
-                "seed": seed, "shape": shape, "train_loss": train, "positive_loss": positive,
-                "negative_loss": negative, "positive_over_train": positive / train,
-                "negative_over_train": negative / train,
-            })
+            rows.append(
+                {
+                    "seed": seed,
+                    "shape": shape,
+                    "train_loss": train,
+                    "positive_loss": positive,
+                    "negative_loss": negative,
+                    "positive_over_train": positive / train,
+                    "negative_over_train": negative / train,
+                }
+            )
     table = pd.DataFrame(rows)
 
     figure = _plot(curves_by_seed, examples, shapes, variant if layout == "pooled" else f"{variant}, spatial ({cell} px cells)")

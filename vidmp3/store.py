@@ -43,8 +43,12 @@ def write_array(path: str | os.PathLike, data: np.ndarray, attrs: dict[str, Any]
     chunks = (1, *data.shape[1:]) if data.ndim > 1 else data.shape
     with atomic_path(path) as tmp:
         array = zarr.create_array(
-            store=str(tmp), shape=data.shape, dtype=data.dtype, chunks=chunks,
-            compressors=COMPRESSOR, zarr_format=3,
+            store=str(tmp),
+            shape=data.shape,
+            dtype=data.dtype,
+            chunks=chunks,
+            compressors=COMPRESSOR,
+            zarr_format=3,
         )
         # One chunk (frame) per call: zarr writes a call's chunks from several threads, and a failure in
         # one (a full disk) would return while the others still write into the temporary folder.

@@ -17,8 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
-from vidmp3.metrics import read_frames
 from vidmp3.store import read_array
+from vidmp3.video_io import read_frames
 
 MIN_TILE_HEIGHT = 128  # small clips are enlarged (nearest neighbour) so their pixels stay visible
 GAP = 4

@@ -71,11 +71,17 @@ def check_video_subjects(video: str, subjects: dict[int, str], prompt: str, mask
         return
     for subject, phrase in subjects.items():
         if not _held_in(phrase, prompt):
-            raise InputError(f"{where}, column subjects: subject {subject}'s phrase {phrase!r} is not in the prompt {prompt!r}; fix the phrase or the prompt")
+            raise InputError(
+                f"{where}, column subjects: subject {subject}'s phrase {phrase!r} is not in the prompt {prompt!r}; fix the phrase or the prompt"
+            )
     if not masks:
-        raise InputError(f"{where}, column subjects: video {video} has subjects but no masks; fix: give a masks folder of instance-id masks")
+        raise InputError(
+            f"{where}, column subjects: video {video} has subjects but no masks; fix: give a masks folder of instance-id masks"
+        )
     if mask_backend not in ("", "given"):
-        raise InputError(f"{where}, column subjects: video {video} has subjects, which need mask_backend given (the instance masks), not {mask_backend!r}; fix mask_backend")
+        raise InputError(
+            f"{where}, column subjects: video {video} has subjects, which need mask_backend given (the instance masks), not {mask_backend!r}; fix mask_backend"
+        )
 
 
 def check_edit_subjects(
@@ -85,17 +91,25 @@ def check_edit_subjects(
     known = ", ".join(map(str, sorted(video_subjects))) or "none"
     if not video_subjects and (subjects or scales):
         column = "subjects" if subjects else "subject_scales"
-        raise InputError(f"{where}, column {column}: edit {edit}: its video has no subjects column; fix: name the video's subjects in the videos sheet or leave this cell empty")
+        raise InputError(
+            f"{where}, column {column}: edit {edit}: its video has no subjects column; fix: name the video's subjects in the videos sheet or leave this cell empty"
+        )
     for column, mapping in (("subjects", subjects), ("subject_scales", scales)):
         unknown = sorted(set(mapping) - set(video_subjects))
         if unknown:
-            raise InputError(f"{where}, column {column}: edit {edit}: subject {unknown[0]} is not a subject of its video (its subjects: {known}); fix the id")
+            raise InputError(
+                f"{where}, column {column}: edit {edit}: subject {unknown[0]} is not a subject of its video (its subjects: {known}); fix the id"
+            )
     missing = sorted(set(video_subjects) - set(subjects))
     if missing:
-        raise InputError(f"{where}, column subjects: edit {edit}: subject {missing[0]} is missing (its video's subjects: {known}); fix: say what every subject becomes")
+        raise InputError(
+            f"{where}, column subjects: edit {edit}: subject {missing[0]} is missing (its video's subjects: {known}); fix: say what every subject becomes"
+        )
     for subject, phrase in subjects.items():
         if not _held_in(phrase, prompt):
-            raise InputError(f"{where}, column subjects: edit {edit}: subject {subject}'s phrase {phrase!r} is not in the prompt {prompt!r}; fix the phrase or the prompt")
+            raise InputError(
+                f"{where}, column subjects: edit {edit}: subject {subject}'s phrase {phrase!r} is not in the prompt {prompt!r}; fix the phrase or the prompt"
+            )
 
 
 @dataclass(frozen=True)
@@ -119,7 +133,9 @@ class SubjectMap:
         return np.stack([self.mask(subject) for subject in self.ids])
 
 
-def scale_about_centroid(labels: np.ndarray, arrays: list[np.ndarray], subject: int, scale: float) -> tuple[np.ndarray, list[np.ndarray]]:
+def scale_about_centroid(
+    labels: np.ndarray, arrays: list[np.ndarray], subject: int, scale: float
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Subject `subject` grown or shrunk by `scale` about its centroid in every frame, in the subject map
     and in per-pixel `arrays` ((N, H, W, ...) each, e.g. corr and depth).
 

@@ -39,8 +39,18 @@ from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
 from vidmp3.errors import InputError
-from vidmp3.frames import encode_video
-from vidmp3.scene import SHAPES, Backdrop, Camera, RenderedClip, SubjectSpec, default_camera, pose_matrix, rotation_matrix, write_truth
+from vidmp3.scene import (
+    SHAPES,
+    Backdrop,
+    Camera,
+    RenderedClip,
+    SubjectSpec,
+    default_camera,
+    pose_matrix,
+    rotation_matrix,
+    write_truth,
+)
+from vidmp3.video_io import encode_video
 
 MOTIONS = ("large", "small")
 
@@ -138,7 +148,11 @@ def make_trajectory(
 
 
 def random_poses(
-    subjects: Sequence[SubjectSpec], seed: int, motion: str = "large", reach: float = 1.0, tilt: float | None = None,
+    subjects: Sequence[SubjectSpec],
+    seed: int,
+    motion: str = "large",
+    reach: float = 1.0,
+    tilt: float | None = None,
 ) -> np.ndarray:
     """Independent poses (N, 6), one per subject, spread over the places and turns `make_trajectory` visits.
 
@@ -238,7 +252,9 @@ def _intersect_round(shape, origin, directions):
         else:  # cone: x^2 + z^2 = ((1 - y) / 2)^2, apex at y = 1
             w = 1.0 - oy
             side = _quadratic_roots(
-                dx * dx + dz * dz - dy * dy / 4.0, 2.0 * (ox * dx + oz * dz) + w * dy / 2.0, ox * ox + oz * oz - w * w / 4.0,
+                dx * dx + dz * dz - dy * dy / 4.0,
+                2.0 * (ox * dx + oz * dz) + w * dy / 2.0,
+                ox * ox + oz * oz - w * w / 4.0,
             )
             caps = [t_bottom]
         side = [np.where(np.abs(y_at(root)) <= 1.0, root, np.nan) for root in side]
@@ -376,8 +392,13 @@ class _View:
 
 
 def _view(
-    poses: np.ndarray, height: int, width: int, camera: Camera | None, background_seed: int,
-    backdrop: Backdrop | None, supersample: int,
+    poses: np.ndarray,
+    height: int,
+    width: int,
+    camera: Camera | None,
+    background_seed: int,
+    backdrop: Backdrop | None,
+    supersample: int,
 ) -> _View:
     """Check the render inputs and prepare the rays and background they share."""
     if poses.ndim != 2 or poses.shape[1] != 6 or len(poses) == 0 or not np.all(np.isfinite(poses)):
@@ -467,13 +488,24 @@ def render_clip(
     mask = coverage >= 0.5
     gradient = np.where(mask[..., None], (object_coords / half + 1.0) / 2.0, 0.0).astype(np.float32)
     return RenderedClip(
-        frames=frames, depth=depth, mask=mask, coverage=coverage, object_coords=object_coords,
-        gradient=gradient, poses=poses.copy(), camera=camera, subject=subject,
+        frames=frames,
+        depth=depth,
+        mask=mask,
+        coverage=coverage,
+        object_coords=object_coords,
+        gradient=gradient,
+        poses=poses.copy(),
+        camera=camera,
+        subject=subject,
     )
 
 
 def render_empty(
-    height: int, width: int, camera: Camera | None = None, background_seed: int = 0, supersample: int = 3,
+    height: int,
+    width: int,
+    camera: Camera | None = None,
+    background_seed: int = 0,
+    supersample: int = 3,
     backdrop: Backdrop | None = None,
 ) -> np.ndarray:
     """The scene without its subject, uint8 (H, W, 3); over a backdrop (no shadow) frames show exactly this off it."""
@@ -585,6 +617,7 @@ def _shade(subject: SubjectSpec, unit_points: np.ndarray, unit_normals: np.ndarr
 # ---------------------------------------------------------------------------------------------
 # Files.
 
+
 def write_clip(clip: RenderedClip, out_video, out_masks_dir, out_truth_zarr, fps: float) -> None:
     """Write the H.264 video, DAVIS-style 0/255 mask PNGs and the Zarr truth; all or nothing."""
     if not fps > 0:
@@ -608,5 +641,7 @@ def render_configured_clip(spec: dict, video, masks, truth) -> None:
     """Render one clip of the config's `render: clips:` section and write it like a real clip."""
     subject = SubjectSpec(shape=spec["shape"], size=tuple(spec["size"]), colour=tuple(spec["colour"]), texture=spec["texture"])
     poses = make_trajectory(spec["frames"], seed=spec["trajectory_seed"], motion=spec["motion"], subject=subject)
-    clip = render_clip(subject, poses, spec["height"], spec["width"], background_seed=spec["background_seed"], supersample=spec["supersample"])
+    clip = render_clip(
+        subject, poses, spec["height"], spec["width"], background_seed=spec["background_seed"], supersample=spec["supersample"]
+    )
     write_clip(clip, video, masks, truth, fps=spec["fps"])

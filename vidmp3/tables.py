@@ -28,7 +28,16 @@ from vidmp3.errors import InputError
 from vidmp3.metrics import METHODS, METRICS
 
 LABELS = ("video", "concept", "method", "category", "kind")
-ABLATIONS = ("vidmp3", "vidmp3-lr", "vidmp3-spatial", "vidmp3-spatial-coarse", "no-motionguide", "corr-only", "depth-only", "concat")
+ABLATIONS = (
+    "vidmp3",
+    "vidmp3-lr",
+    "vidmp3-spatial",
+    "vidmp3-spatial-coarse",
+    "no-motionguide",
+    "corr-only",
+    "depth-only",
+    "concat",
+)
 BENCHMARK_COLUMNS = ("s", "max_rss")
 
 
@@ -64,7 +73,10 @@ def read_not_computed(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     for path in paths:
         record = json.loads(Path(path).read_text())
         totals[record["method"]] = totals.get(record["method"], 0) + 1
-        rows += [{"method": record["method"], "metric": metric, "reason": reason} for metric, reason in record.get("not_available", {}).items()]
+        rows += [
+            {"method": record["method"], "metric": metric, "reason": reason}
+            for metric, reason in record.get("not_available", {}).items()
+        ]
     frame = pd.DataFrame(rows, columns=["method", "metric", "reason"])
     table = frame.groupby(["method", "metric", "reason"], sort=False).size().reset_index(name="edits")
     return _ordered(table.assign(of=table["method"].map(totals)))
@@ -159,7 +171,7 @@ def _pivot_markdown(table: pd.DataFrame, rows: list[str]) -> str:
 CLIP_METRICS = ("clip_text_alignment", "clip_temporal_consistency")
 CLIP_MISSING = (
     "**No edit was checked against its prompt**: the CLIP metrics need `evaluation: clip_model` (a local "
-    "CLIP folder or a cached hub id; README, \"Text metrics offline\"). Motion and warp scores alone do not "
+    'CLIP folder or a cached hub id; README, "Text metrics offline"). Motion and warp scores alone do not '
     "show that an edit shows its prompt."
 )
 
@@ -168,7 +180,12 @@ def _not_computed_markdown(not_computed: pd.DataFrame) -> str:
     if not_computed.empty:
         return "Every metric was computed for every edit."
     rows = [
-        {"method": row.method, "metric": METRICS[row.metric].label, "not computed for": f"{row.edits} of {row.of} edits", "why": row.reason}
+        {
+            "method": row.method,
+            "metric": METRICS[row.metric].label,
+            "not computed for": f"{row.edits} of {row.of} edits",
+            "why": row.reason,
+        }
         for row in not_computed.itertuples()
     ]
     text = pd.DataFrame(rows).to_markdown(index=False)
@@ -181,14 +198,19 @@ def tables_markdown(summary: pd.DataFrame, ablation: pd.DataFrame, time_cost: pd
     """The three tables and what was not computed, as one Markdown page (cells: mean ± std (n=count))."""
     rounded = time_cost.round(2).astype(object).where(time_cost.notna(), "–")
     costs = rounded.to_markdown(index=False) if not time_cost.empty else "_No benchmark files._"
-    return "\n\n".join([
-        "# Evaluation",
-        "Every number is computed from the per-edit metric records and Snakemake benchmark files.",
-        "## Not computed\n\n" + _not_computed_markdown(not_computed),
-        "## Methods by subject category\n\n" + _pivot_markdown(summary, ["method", "category"]),
-        "## Ablation (VidMP3 variants, all edits)\n\n" + _pivot_markdown(ablation, ["method"]),
-        "## Time cost (seconds; per video and per edit = stage total / number of videos or edits)\n\n" + costs,
-    ]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                "# Evaluation",
+                "Every number is computed from the per-edit metric records and Snakemake benchmark files.",
+                "## Not computed\n\n" + _not_computed_markdown(not_computed),
+                "## Methods by subject category\n\n" + _pivot_markdown(summary, ["method", "category"]),
+                "## Ablation (VidMP3 variants, all edits)\n\n" + _pivot_markdown(ablation, ["method"]),
+                "## Time cost (seconds; per video and per edit = stage total / number of videos or edits)\n\n" + costs,
+            ]
+        )
+        + "\n"
+    )
 
 
 def write_tables(

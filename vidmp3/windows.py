@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from vidmp3.errors import InputError
 
 if TYPE_CHECKING:
@@ -43,6 +45,14 @@ class Window:
             starts.append(num_frames - self.frames)
         return starts
 
+    def borders(self, num_frames: int) -> list[int]:
+        """Frames t (0 < t < num_frames) where a window starts or ends: the pair of frames t - 1 and t
+        straddles a window's edge, where a seam would show."""
+        edges = set()
+        for start in self.starts(num_frames):
+            edges.update((start, min(start + self.frames, num_frames)))
+        return sorted(t for t in edges if 0 < t < num_frames)
+
     def weights(self, length: int) -> torch.Tensor:
         """Blending weight of each frame of a window of `length` frames: 1, 2, ... up to the middle and
         down again, so a frame counts most in the window where it is farthest from the edges."""
@@ -70,7 +80,23 @@ def blend_windows(
             full = list(prediction.shape)
             full[frame_dim] = num_frames
             total = torch.zeros(full, device=prediction.device, dtype=torch.float32)
-            weight_sum = torch.zeros([num_frames if d == frame_dim else 1 for d in range(prediction.ndim)], device=prediction.device, dtype=torch.float32)
+            weight_sum = torch.zeros(
+                [num_frames if d == frame_dim else 1 for d in range(prediction.ndim)],
+                device=prediction.device,
+                dtype=torch.float32,
+            )
         total.narrow(frame_dim, start, stop - start).add_(prediction.float() * weights)
         weight_sum.narrow(frame_dim, start, stop - start).add_(weights)
     return (total / weight_sum).to(prediction.dtype)
+
+
+def seam_score(frames: np.ndarray, window: Window) -> float:
+    """Mean frame-to-frame change (mean |I_t - I_{t-1}|) across window borders over the mean change inside
+    windows: about 1 when the windows join without seams. NaN for a clip with no borders or no change inside."""
+    frames = np.asarray(frames, dtype=np.float32)
+    change = np.abs(np.diff(frames, axis=0)).reshape(len(frames) - 1, -1).mean(axis=1)  # change[t - 1]: t-1 -> t
+    border = np.zeros(len(change), bool)
+    border[[t - 1 for t in window.borders(len(frames))]] = True
+    if not border.any() or border.all() or change[~border].mean() == 0:
+        return float("nan")
+    return float(change[border].mean() / change[~border].mean())

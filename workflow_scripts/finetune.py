@@ -1,4 +1,4 @@
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # vidmp3 from this checkout (also under --sdm conda)
+import vidmp3_checkout  # noqa: F401  (vidmp3 from this checkout, also under --sdm conda)
 import torch
 
 from vidmp3.finetune import FinetuneConfig, finetune_video

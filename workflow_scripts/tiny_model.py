@@ -1,4 +1,4 @@
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # vidmp3 from this checkout (also under --sdm conda)
+import vidmp3_checkout  # noqa: F401  (vidmp3 from this checkout, also under --sdm conda)
 from vidmp3.logs import log_to
 from vidmp3.model.tiny import build_tiny
 

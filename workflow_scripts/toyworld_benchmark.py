@@ -1,4 +1,4 @@
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # vidmp3 from this checkout (also under --sdm conda)
+import vidmp3_checkout  # noqa: F401  (vidmp3 from this checkout, also under --sdm conda)
 import torch
 
 from vidmp3.logs import log_to
@@ -12,5 +12,7 @@ with log_to(snakemake.log[0]):
         BenchmarkConfig(**snakemake.params.settings),
         model_spec(**snakemake.params.model),
         snakemake.input.classifier,
-        BenchmarkOutputs(**{name: snakemake.output[name] for name in ("rows", "table", "differences", "markdown", "plot", "strips", "timing")}),
+        BenchmarkOutputs(
+            **{name: snakemake.output[name] for name in ("rows", "table", "differences", "markdown", "plot", "strips", "timing")}
+        ),
     )

@@ -1,6 +1,8 @@
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # vidmp3 from this checkout (also under --sdm conda)
+import vidmp3_checkout  # noqa: F401  (vidmp3 from this checkout, also under --sdm conda)
 from vidmp3.logs import log_to
 from vidmp3.toyworld.world import write_toy_clip
 
 with log_to(snakemake.log[0]):
-    write_toy_clip(snakemake.params.spec, video=snakemake.output.video, masks=snakemake.output.masks, truth=snakemake.output.truth)
+    write_toy_clip(
+        snakemake.params.spec, video=snakemake.output.video, masks=snakemake.output.masks, truth=snakemake.output.truth
+    )

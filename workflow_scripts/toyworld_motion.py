@@ -1,8 +1,9 @@
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # vidmp3 from this checkout (also under --sdm conda)
+import vidmp3_checkout  # noqa: F401  (vidmp3 from this checkout, also under --sdm conda)
 import torch
 
 from vidmp3.logs import log_to
-from vidmp3.toyworld.pretrain import MotionSettings, pretrain_motion
+from vidmp3.toyworld.pretrain.motion import pretrain_motion
+from vidmp3.toyworld.pretrain.settings import MotionSettings
 
 torch.set_num_threads(snakemake.threads)
 with log_to(snakemake.log[0]):

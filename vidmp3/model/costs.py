@@ -91,7 +91,12 @@ def _meta_nbytes(tensor: torch.Tensor) -> int:
 
 
 def _step_inputs(
-    unet: UNetMotionModel, value_injection: bool, num_frames: int, latent_height: int, latent_width: int, text_states: torch.Tensor
+    unet: UNetMotionModel,
+    value_injection: bool,
+    num_frames: int,
+    latent_height: int,
+    latent_width: int,
+    text_states: torch.Tensor,
 ) -> tuple[dict[int, torch.Tensor] | None, torch.Tensor, torch.Tensor, torch.Tensor]:
     """MotionGuide vectors (leaves that require grad, as MotionGuide trains), latents, timestep and the
     per-frame text states of one step, in the UNet's device and dtype."""
@@ -179,4 +184,3 @@ def finetune_weight_bytes(unet: UNetMotionModel, trainable: dict[str, nn.Paramet
     frozen = sum(p.numel() for p in unet.parameters() if id(p) not in trainable_ids)
     trained = sum(p.numel() for p in trainable.values()) + extra_trainable
     return {"frozen_bf16": 2 * frozen, "trainable_fp32": 4 * trained, "gradients_fp32": 4 * trained, "adam_fp32": 8 * trained}
-

@@ -119,10 +119,10 @@ def sd15_text_encoder(vocab_size: int) -> CLIPTextModel:
 
 def build_random_sd15(out_dir: str | os.PathLike, dtype: torch.dtype, device: str | torch.device, seed: int = 0) -> None:
     """Random weights of SD-1.5 + AnimateDiff v1-5 shapes in `out_dir/base` and `out_dir/motion_adapter`
-    (the `tiny` presets' layout; saved in `dtype`), initialised on `device` (fast on a GPU) from `seed`;
-the global random state is left as it was.
+        (the `tiny` presets' layout; saved in `dtype`), initialised on `device` (fast on a GPU) from `seed`;
+    the global random state is left as it was.
 
-    The tokenizer is `tiny_tokenizer` at SD-1.5's 77 tokens and the text encoder's vocabulary fits it.
+        The tokenizer is `tiny_tokenizer` at SD-1.5's 77 tokens and the text encoder's vocabulary fits it.
     """
     device = torch.device(device)
     rng_devices = [device] if device.type == "cuda" else []

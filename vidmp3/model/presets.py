@@ -181,7 +181,9 @@ def write_video_unet(spec: ModelSpec, dtype: torch.dtype, out_dir: str | os.Path
     unet = build_components_unet(spec, base, adapter_folder, dtype)
     with atomic_path(out_dir) as tmp:
         unet.save_pretrained(tmp, safe_serialization=True)
-        (tmp / VIDEO_MODEL_FILE).write_text(json.dumps({"model": asdict(spec), "dtype": str(dtype).removeprefix("torch.")}, indent=2))
+        (tmp / VIDEO_MODEL_FILE).write_text(
+            json.dumps({"model": asdict(spec), "dtype": str(dtype).removeprefix("torch.")}, indent=2)
+        )
 
 
 def _load_video_unet(spec: ModelSpec, folder: Path, dtype: torch.dtype) -> UNetMotionModel:
@@ -228,9 +230,7 @@ def load_components(
         text_encoder=CLIPTextModel.from_pretrained(base, subfolder="text_encoder", **load_text),
         tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer"),
         text_encoder_2=(
-            CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2", **load_text)
-            if is_sdxl
-            else None
+            CLIPTextModelWithProjection.from_pretrained(base, subfolder="text_encoder_2", **load_text) if is_sdxl else None
         ),
         tokenizer_2=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer_2") if is_sdxl else None,
         scheduler_config=dict(DDPMScheduler.load_config(base, subfolder="scheduler")),

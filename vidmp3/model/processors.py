@@ -52,9 +52,7 @@ class FrameState:
                 "(call the UNet, and backward with gradient checkpointing, inside that context)"
             )
         if batch_frames % self.num_frames:
-            raise RuntimeError(
-                f"{processor}: a batch of {batch_frames} images is not a multiple of {self.num_frames} frames"
-            )
+            raise RuntimeError(f"{processor}: a batch of {batch_frames} images is not a multiple of {self.num_frames} frames")
         return self.num_frames
 
 
@@ -126,9 +124,7 @@ class MotionGuideValueProcessor:
         tokens, num_frames, width = hidden_states.shape
         expected_frames = self.state.frames_for("MotionGuideValueProcessor", num_frames)
         if num_frames != expected_frames:
-            raise RuntimeError(
-                f"MotionGuideValueProcessor: {num_frames} frames in attention, the context says {expected_frames}"
-            )
+            raise RuntimeError(f"MotionGuideValueProcessor: {num_frames} frames in attention, the context says {expected_frames}")
         vectors = self.state.guide_vectors
         if vectors is None:
             raise RuntimeError("MotionGuideValueProcessor ran without MotionGuide vectors")

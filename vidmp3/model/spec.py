@@ -136,9 +136,7 @@ def resolve_folder(spec: ModelSpec, component: str) -> Path:
     raise InputError(f"model {component} folder {source} does not exist; get it with: {spec.fetch_command(component)}")
 
 
-def _check_files(
-    spec: ModelSpec, component: str, path: Path, kind: str, patterns: tuple[str, ...] | None = None
-) -> None:
+def _check_files(spec: ModelSpec, component: str, path: Path, kind: str, patterns: tuple[str, ...] | None = None) -> None:
     """Fail before loading when a component's config or safetensors weights (or `patterns`) are missing."""
     for pattern in patterns or _REQUIRED_FILES[kind]:
         if not any(path.glob(pattern)):

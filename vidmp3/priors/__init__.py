@@ -37,8 +37,17 @@ from vidmp3.priors.motion_mask import motion_masks
 from vidmp3.priors.render import AlignedTruth, render_matches, render_nearness
 
 __all__ = [
-    "CORR_BACKENDS", "DEPTH_BACKENDS", "DEPTH_FLOOR", "LEARNED_BACKENDS", "MASK_BACKENDS", "combine",
-    "compute_depth", "compute_mask", "compute_matches", "endpoint_error", "matches_to_corr",
+    "CORR_BACKENDS",
+    "DEPTH_BACKENDS",
+    "DEPTH_FLOOR",
+    "LEARNED_BACKENDS",
+    "MASK_BACKENDS",
+    "combine",
+    "compute_depth",
+    "compute_mask",
+    "compute_matches",
+    "endpoint_error",
+    "matches_to_corr",
 ]
 
 CORR_BACKENDS = ("sd-dino", "dinov2", "flow", "render")
@@ -70,8 +79,14 @@ def _check_mask(name: str, mask: np.ndarray, frames: np.ndarray) -> None:
         raise InputError(f"{name} must be bool {frames.shape[:3]} like the frames, got {mask.dtype} {mask.shape}")
 
 
-def _run(prior: str, backend: str, function: Callable, options: dict[str, Any], data: dict[str, Any],
-         weights: dict[str, str] | None = None) -> np.ndarray:
+def _run(
+    prior: str,
+    backend: str,
+    function: Callable,
+    options: dict[str, Any],
+    data: dict[str, Any],
+    weights: dict[str, str] | None = None,
+) -> np.ndarray:
     """Call a backend with `data` (arrays) and its `options`, checking the option names first."""
     weights = weights or {}
     allowed = [name for name in inspect.signature(function).parameters if name not in data]

@@ -14,7 +14,11 @@ ROWS = ("frame", "correspondence C", "depth D (near bright)", "C ⊙ D")
 
 
 def priors_figure(
-    frames: np.ndarray, corr: np.ndarray, depth: np.ndarray, guide: np.ndarray, path: str | os.PathLike,
+    frames: np.ndarray,
+    corr: np.ndarray,
+    depth: np.ndarray,
+    guide: np.ndarray,
+    path: str | os.PathLike,
     columns: int = 4,
 ) -> None:
     """Write a PNG with one column per sampled frame (first and last included) and one row per prior."""

@@ -74,8 +74,9 @@ class FlowEstimator:
         factor = -(-self.min_side // min(height, width))
         if factor > 1:
             size = (width * factor, height * factor)
-            upscaled = self._flow(cv2.resize(first, size, interpolation=cv2.INTER_CUBIC),
-                                  cv2.resize(second, size, interpolation=cv2.INTER_CUBIC))
+            upscaled = self._flow(
+                cv2.resize(first, size, interpolation=cv2.INTER_CUBIC), cv2.resize(second, size, interpolation=cv2.INTER_CUBIC)
+            )
             return cv2.resize(upscaled, (width, height), interpolation=cv2.INTER_AREA) / factor
         return self._flow(first, second)
 
@@ -85,8 +86,16 @@ class FlowEstimator:
         if self._dis is not None:
             return self._dis.calc(first_grey, second_grey, None)
         return cv2.calcOpticalFlowFarneback(
-            first_grey, second_grey, None, pyr_scale=0.5, levels=5, winsize=15, iterations=3,
-            poly_n=5, poly_sigma=1.2, flags=0,
+            first_grey,
+            second_grey,
+            None,
+            pyr_scale=0.5,
+            levels=5,
+            winsize=15,
+            iterations=3,
+            poly_n=5,
+            poly_sigma=1.2,
+            flags=0,
         )
 
 
@@ -94,7 +103,11 @@ def sample(image: np.ndarray, positions: np.ndarray, nearest: bool = False) -> n
     """Sample `image` (H,W[,C]) at float (x, y) `positions` (H,W,2); outside the frame repeats the border."""
     interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
     return cv2.remap(
-        image, positions[..., 0], positions[..., 1], interpolation, borderMode=cv2.BORDER_REPLICATE,
+        image,
+        positions[..., 0],
+        positions[..., 1],
+        interpolation,
+        borderMode=cv2.BORDER_REPLICATE,
     )
 
 
@@ -123,7 +136,12 @@ def fill_from_nearest(matches: np.ndarray, passed: np.ndarray, subject: np.ndarr
 
 
 def _link(
-    estimator: FlowEstimator, frames: np.ndarray, t: int, anchor: int, anchor_matches: np.ndarray, trusted: np.ndarray,
+    estimator: FlowEstimator,
+    frames: np.ndarray,
+    t: int,
+    anchor: int,
+    anchor_matches: np.ndarray,
+    trusted: np.ndarray,
     subject: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Matches of frame t through the flow t -> `anchor`, and which subject pixels pass the check there."""
@@ -153,8 +171,16 @@ def _anchors(t: int, source: int, keyframe_interval: int, reliable: np.ndarray) 
 
 
 def _reanchor(
-    estimator: FlowEstimator, frames: np.ndarray, t: int, anchors: list[int], matches: np.ndarray,
-    reliable: np.ndarray, subject: np.ndarray, composed: np.ndarray, passed: np.ndarray, first: np.ndarray,
+    estimator: FlowEstimator,
+    frames: np.ndarray,
+    t: int,
+    anchors: list[int],
+    matches: np.ndarray,
+    reliable: np.ndarray,
+    subject: np.ndarray,
+    composed: np.ndarray,
+    passed: np.ndarray,
+    first: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`composed` with the pixels that failed the chain link matched through `anchors`, and which now pass."""
     here = _blurred(frames[t])
@@ -208,7 +234,16 @@ def flow_matches(
         if chaining == "anchored":
             anchors = _anchors(t, source, keyframe_interval, reliable)
             composed, passed = _reanchor(
-                estimator, frames, t, anchors, matches, reliable, mask[t], composed, passed, first,
+                estimator,
+                frames,
+                t,
+                anchors,
+                matches,
+                reliable,
+                mask[t],
+                composed,
+                passed,
+                first,
             )
         reliable[t] = passed
         matches[t] = fill_from_nearest(composed, passed, mask[t])

@@ -191,10 +191,13 @@ def match_to_first_frame(
     cell_of_pixel = (ys // work_stride) * grid_w + xs // work_stride
     pixels_per_cell = np.bincount(cell_of_pixel, minlength=grid_h * grid_w)
     reference_cells = np.flatnonzero(cells[0])
-    reference_positions = np.stack(
-        [np.bincount(cell_of_pixel, weights=coordinate, minlength=grid_h * grid_w) for coordinate in (xs, ys)],
-        axis=-1,
-    )[reference_cells] / pixels_per_cell[reference_cells, None]
+    reference_positions = (
+        np.stack(
+            [np.bincount(cell_of_pixel, weights=coordinate, minlength=grid_h * grid_w) for coordinate in (xs, ys)],
+            axis=-1,
+        )[reference_cells]
+        / pixels_per_cell[reference_cells, None]
+    )
     reference = features(frames[0], (grid_h, grid_w)).reshape(grid_h * grid_w, -1)[reference_cells]
 
     matches = np.full((count, height, width, 2), np.nan, dtype=np.float32)
@@ -301,8 +304,7 @@ class StableDiffusionFeatures:
 
         outputs = []
         hooks = [
-            block.register_forward_hook(lambda module, args, output: outputs.append(output))
-            for block in self.feature_blocks
+            block.register_forward_hook(lambda module, args, output: outputs.append(output)) for block in self.feature_blocks
         ]
         try:
             unet(noisy, self.timestep, encoder_hidden_states=self.empty_prompt)
@@ -367,9 +369,7 @@ def sd_dino_matches(
 
 
 @torch.inference_mode()
-def depth_anything(
-    frames: np.ndarray, model: str, device: str = "cpu", dtype: torch.dtype = torch.float32
-) -> np.ndarray:
+def depth_anything(frames: np.ndarray, model: str, device: str = "cpu", dtype: torch.dtype = torch.float32) -> np.ndarray:
     """float32 (N,H,W) relative inverse depth (near is large) as Depth Anything outputs it, at frame size."""
     _check_frames(frames)
     processor, network = load_depth_anything(model, device, dtype)
@@ -388,6 +388,7 @@ def depth_anything(
 
 def class_label_id(id2label: dict[int, str], class_name: str, model: str) -> int:
     """The label id of `class_name` (case and '_' versus ' ' ignored); InputError listing close names if absent."""
+
     def normal(name: str) -> str:
         return name.strip().lower().replace("_", " ")
 
@@ -448,9 +449,7 @@ def segment_class(
         ]
         if not candidates:
             if index == 0:
-                raise InputError(
-                    f"segmenter {model!r} finds no {class_name!r} in frame 0 (score threshold {score_threshold})"
-                )
+                raise InputError(f"segmenter {model!r} finds no {class_name!r} in frame 0 (score threshold {score_threshold})")
             continue
         if previous is None:
             chosen = max(candidates, key=lambda candidate: candidate[0])[1]

@@ -63,7 +63,10 @@ def moving_evidence(frame: np.ndarray, other: np.ndarray, flow: np.ndarray) -> t
     camera = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), homography).reshape(height, width, 2)
     residual = np.linalg.norm(grid + flow - camera, axis=-1)
     warped = cv2.warpPerspective(
-        other, homography, (width, height), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
+        other,
+        homography,
+        (width, height),
+        flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
     difference = cv2.GaussianBlur(frame, (0, 0), 1.0).astype(np.float32) - cv2.GaussianBlur(warped, (0, 0), 1.0)
@@ -107,8 +110,13 @@ def grabcut_refine(frame: np.ndarray, region: np.ndarray, iterations: int) -> np
     background_model, foreground_model = np.zeros((1, 65)), np.zeros((1, 65))
     cv2.setRNGSeed(0)  # GrabCut seeds its colour models by k-means on OpenCV's global generator
     cv2.grabCut(
-        cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), labels, None, background_model, foreground_model,
-        iterations, cv2.GC_INIT_WITH_MASK,
+        cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
+        labels,
+        None,
+        background_model,
+        foreground_model,
+        iterations,
+        cv2.GC_INIT_WITH_MASK,
     )
     refined = pick_component((labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD), None)
     if refined.sum() < GRABCUT_MIN_SHARE * region.sum():  # colours do not tell the subject apart: keep the motion

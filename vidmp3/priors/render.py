@@ -55,9 +55,7 @@ def align_truth(truth: RenderedClip, frames_attrs: dict[str, Any]) -> AlignedTru
             f"{frames_attrs['source']} is {source_width}x{source_height}: not the same clip"
         )
     if max(indices) >= len(truth.poses):
-        raise InputError(
-            f"render truth has {len(truth.poses)} frames but the video takes source frame {max(indices)}"
-        )
+        raise InputError(f"render truth has {len(truth.poses)} frames but the video takes source frame {max(indices)}")
     size = tuple(frames_attrs["size"])
     aligned = AlignedTruth(
         object_coords=np.empty((len(indices), size[1], size[0], 3), np.float32),

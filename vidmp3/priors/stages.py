@@ -29,7 +29,9 @@ CORR_COLOURS = (
     "frame-0 position (x, y) -> R = (x - x0)/w, G = (y - y0)/h, B = 1 - (R+G)/2 (clamped to [0, 1]) with colour_box "
     "[x0, y0, w, h] frame 0's subject bounding box, looked up at each pixel's match; 0 outside the subject"
 )
-DEPTH_CONVENTION = f"near is large; per video, subject pixels span [{DEPTH_FLOOR}, 1] (1st-99th percentile); 0 outside the subject"
+DEPTH_CONVENTION = (
+    f"near is large; per video, subject pixels span [{DEPTH_FLOOR}, 1] (1st-99th percentile); 0 outside the subject"
+)
 
 
 def _aligned_truth(truth: PathLike | None, frames_attrs: dict[str, Any]) -> AlignedTruth | None:
@@ -38,8 +40,12 @@ def _aligned_truth(truth: PathLike | None, frames_attrs: dict[str, Any]) -> Alig
 
 
 def mask_stage(
-    frames: PathLike, out: PathLike, backend: str, options: dict[str, Any],
-    given: PathLike | None = None, class_name: str = "",
+    frames: PathLike,
+    out: PathLike,
+    backend: str,
+    options: dict[str, Any],
+    given: PathLike | None = None,
+    class_name: str = "",
 ) -> None:
     """Write `mask` bool (N,H,W) from the `frames` array (and the `mask_given` array for backend given);
     for a video with subjects, the union of its instance masks, every subject shown in frame 0."""
@@ -88,8 +94,13 @@ def _empty_first_mask(video: str, backend: str, folder: str | None, class_name: 
 
 
 def corr_stage(
-    frames: PathLike, mask: PathLike, out: PathLike, backend: str, options: dict[str, Any],
-    truth: PathLike | None = None, subjects: PathLike | None = None,
+    frames: PathLike,
+    mask: PathLike,
+    out: PathLike,
+    backend: str,
+    options: dict[str, Any],
+    truth: PathLike | None = None,
+    subjects: PathLike | None = None,
 ) -> None:
     """Write `corr` float16 (N,H,W,3): the colour of each subject pixel's match in frame 0. With
     `subjects` (instance ids), per subject: each is matched within itself and coloured by its own
@@ -121,8 +132,13 @@ def corr_stage(
 
 
 def depth_stage(
-    frames: PathLike, mask: PathLike, out: PathLike, backend: str, options: dict[str, Any],
-    truth: PathLike | None = None, subjects: PathLike | None = None,
+    frames: PathLike,
+    mask: PathLike,
+    out: PathLike,
+    backend: str,
+    options: dict[str, Any],
+    truth: PathLike | None = None,
+    subjects: PathLike | None = None,
 ) -> None:
     """Write `depth` float16 (N,H,W): normalised per video, near is large, 0 outside the subject. With
     `subjects`, normalised per subject (each as if it were the clip's one subject), packed into one array."""
@@ -139,8 +155,14 @@ def depth_stage(
 
 
 def guide_stage(
-    frames: PathLike, corr: PathLike, depth: PathLike, mask: PathLike,
-    guide_out: PathLike, alpha_out: PathLike, figure_out: PathLike, subjects: PathLike | None = None,
+    frames: PathLike,
+    corr: PathLike,
+    depth: PathLike,
+    mask: PathLike,
+    guide_out: PathLike,
+    alpha_out: PathLike,
+    figure_out: PathLike,
+    subjects: PathLike | None = None,
 ) -> None:
     """Write `guide` float16 (N,3,H,W) = corr ⊙ depth, `alpha` float32 (N,), and the Fig. 4 strip PNG.
     With `subjects`, alpha is (N, K): each subject's share, in the order of the subject ids."""

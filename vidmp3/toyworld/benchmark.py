@@ -12,13 +12,17 @@ torch and diffusers, more than it computes. For each clip seed (from `first_seed
    depth come from the `render` backends, stored as float16 like the priors stages store them, and
    alpha from `combine`.
 3. Per method (`vidmp3.methods.METHODS`): `finetune` into a work folder, load the model once, invert the
-   source once, and sample every edit from the same inverted latents (`vidmp3.editing`).
+   source once, and sample every edit from the same inverted latents (`vidmp3.editing`). Clips of
+   `frames` frames longer than `window` go through the same code window by window
+   (`vidmp3.toyworld.long_clips`).
 4. `vidmp3.toyworld.metrics.edit_metrics` on each edit: segmentation against the plain backdrop and
-   the classifier's labels. Chance levels (`CHANCE_LEVELS`), clips no model made, are scored against
+   the classifier's labels, against the source's truth and the ideal edit's (the target subject rendered
+   on the source's trajectory). Chance levels (`CHANCE_LEVELS`), clips no model made, are scored against
    the same source and targets as reference rows: the source itself (`unedited`: what "nothing
    changed" scores, and the segmentation's own error floor), a static subject, the source shifted
-   2 px, played backwards, and another clip of the same subject on another trajectory. A method
-   preserves the source's motion only where its trajectory error is below the static row's.
+   2 px, played backwards, another clip of the same subject on another trajectory, and the ideal edit
+   itself (the best any method can score). A method preserves the source's motion only where its
+   trajectory error is below the static row's.
 
 Statistics are over clips (edits of one clip share its source, so they are not independent): the mean
 over edits with a 95% bootstrap interval from resampling clips, and for every MotionGuide method the
@@ -51,6 +55,7 @@ from tqdm import tqdm
 
 from vidmp3.atomic import atomic_path
 from vidmp3.editing import SourcePriors, invert_frames, load_video_model, sample_edit
+from vidmp3.edit_schedule import check_edit_schedule
 from vidmp3.errors import InputError
 from vidmp3.finetune import FinetuneConfig, finetune
 from vidmp3.methods import METHODS, get_method
@@ -63,6 +68,7 @@ from vidmp3.scene import RenderedClip
 from vidmp3.toyworld import world
 from vidmp3.toyworld.classifier import classify, load_classifier
 from vidmp3.toyworld.metrics import METRICS, edit_metrics
+from vidmp3.windows import Window
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +81,11 @@ OTHER_CLIP_OFFSET = 500_000
 SHIFT_PIXELS = 2
 
 
-def _static(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+def _static(clip: RenderedClip, other: RenderedClip, ideal: RenderedClip) -> np.ndarray:
     return np.repeat(clip.frames[len(clip.frames) // 2][None], len(clip.frames), axis=0)
 
 
-def _shifted(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+def _shifted(clip: RenderedClip, other: RenderedClip, ideal: RenderedClip) -> np.ndarray:
     """The subject moved SHIFT_PIXELS to the right, composited on the empty scene (no wrap-around)."""
     backdrop = world.background(clip.frames.shape[2])
     mask = np.zeros_like(clip.mask)
@@ -89,17 +95,24 @@ def _shifted(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
     return np.where(mask[..., None], moved, backdrop[None])
 
 
-def _backwards(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+def _backwards(clip: RenderedClip, other: RenderedClip, ideal: RenderedClip) -> np.ndarray:
     return clip.frames[::-1].copy()
 
 
-def _other_clip(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+def _other_clip(clip: RenderedClip, other: RenderedClip, ideal: RenderedClip) -> np.ndarray:
     return other.frames
 
 
-def _unedited(clip: RenderedClip, other: RenderedClip) -> np.ndarray:
+def _unedited(clip: RenderedClip, other: RenderedClip, ideal: RenderedClip) -> np.ndarray:
     return clip.frames
 
+
+def _ideal(clip: RenderedClip, other: RenderedClip, ideal: RenderedClip) -> np.ndarray:
+    return ideal.frames
+
+
+IDEAL_EDIT = "ideal-edit"
+"""The reference row of a perfect edit: the target subject rendered on the source's trajectory."""
 
 CHANCE_LEVELS = {
     "static": (_static, "the source's middle frame repeated: a subject that does not move"),
@@ -107,8 +120,9 @@ CHANCE_LEVELS = {
     "backwards": (_backwards, "the source played backwards"),
     "other-clip": (_other_clip, "the source's subject on another clip's trajectory"),
     UNEDITED: (_unedited, "the source itself"),
+    IDEAL_EDIT: (_ideal, "the target subject rendered on the source's trajectory: a perfect edit"),
 }
-"""Reference rows no model made, scored like the edits: name -> (frames from (source, other clip), what it is)."""
+"""Reference rows no model made, scored like the edits: name -> (frames from (source, other clip, ideal edit), what it is)."""
 
 MAX_EDITS = (len(world.SHAPES) - 1) * (len(world.COLOURS) - 1)
 """Targets differ from the source in shape and colour: 3 x 3 captions per clip."""
@@ -123,6 +137,8 @@ class BenchmarkConfig:
     edits: int = 3
     methods: tuple[str, ...] = tuple(METHODS)
     motion: str = "large"
+    frames: int = world.CLIP_FRAMES  # per clip; a longer clip than `window` is edited window by window (long_clips)
+    window: Window = Window(world.CLIP_FRAMES, 4)  # the motion module's (trained on 8-frame clips), as config `window`
     finetune_steps: int = 100  # the paper's settings: 100 fine-tuning steps, DDIM 50 + 50
     learning_rate: float = 5e-4
     guide_strength: float = 0.1
@@ -132,6 +148,7 @@ class BenchmarkConfig:
     editing_steps: int = 50
     guidance_scale: float = 2.0
     unguided_steps: int = 0  # first (noisiest) sampling steps without classifier-free guidance
+    strength: float = 1.0  # share of the DDIM schedule inverted and sampled back (1: the paper)
     negative_prompt: str = ""
     segment_threshold: float = 0.2
     strip_clips: int = 2
@@ -146,6 +163,8 @@ class BenchmarkConfig:
             raise InputError(f"benchmark methods must be distinct and at least one, got {list(self.methods)}")
         if self.clips < 1:
             raise InputError(f"benchmark clips must be at least 1, got {self.clips}")
+        if self.frames < 2:
+            raise InputError(f"benchmark frames per clip must be at least 2, got {self.frames}")
         if self.first_seed < world.HELD_OUT_SEED:
             raise InputError(
                 f"benchmark first_seed {self.first_seed} is below world.HELD_OUT_SEED ({world.HELD_OUT_SEED}): "
@@ -154,6 +173,7 @@ class BenchmarkConfig:
         if not 1 <= self.edits <= MAX_EDITS:
             raise InputError(f"benchmark edits per clip must be in [1, {MAX_EDITS}], got {self.edits}")
         resolve_dtype(self.dtype, self.device)
+        check_edit_schedule(self.inversion_steps, self.editing_steps, self.strength, self.unguided_steps)
         if not 1 <= self.strip_clips <= self.clips:
             raise InputError(f"benchmark strip_clips must be in [1, clips={self.clips}], got {self.strip_clips}")
 
@@ -228,12 +248,17 @@ class Timer:
         }
 
 
-def _score(classifier, frames, clip, plan, edit, threshold) -> dict[str, float]:
+def ideal_edit(plan: ClipPlan, edit: int, frames: int, motion: str) -> RenderedClip:
+    """The target subject of `edit` rendered on the source clip's trajectory (same seed, its own resting height)."""
+    return world.render_toy_clip(*plan.targets[edit], plan.seed, frames=frames, size=world.IMAGE_SIZE, motion=motion)
+
+
+def _score(classifier, frames, clip, ideal, plan, edit, threshold) -> dict[str, float]:
     masks = world.segment(frames, size=frames.shape[2], threshold=threshold)
     shapes, colours, _ = classify(classifier, frames)
     target = plan.targets[edit]
     target_index = (world.SHAPES.index(target[0]), tuple(world.COLOURS).index(target[1]))
-    return edit_metrics(frames, masks, clip.frames, clip.mask, shapes, colours, target_index)
+    return edit_metrics(frames, masks, clip.frames, clip.mask, ideal.mask, shapes, colours, target_index)
 
 
 def _finetune_config(config: BenchmarkConfig, method: str) -> FinetuneConfig:
@@ -246,28 +271,40 @@ def _finetune_config(config: BenchmarkConfig, method: str) -> FinetuneConfig:
         seed=config.finetune_seed,
         device=config.device,
         motion_guide_hidden=config.motion_guide_hidden,
+        window_frames=config.window.frames,
     )
 
 
 def benchmark_clip(
     plan: ClipPlan, config: BenchmarkConfig, spec: ModelSpec, classifier, work: Path, timer: Timer
-) -> tuple[list[dict], dict[str, np.ndarray]]:
-    """Every method's edits of one clip: metric rows, and each method's first edit (plus the source) for the strips."""
+) -> tuple[list[dict], dict[tuple[str, int], np.ndarray]]:
+    """Every method's edits of one clip: metric rows, and the frames each row scored by (method or chance
+    level, edit)."""
     started = time.perf_counter()
-    clip = world.render_toy_clip(plan.shape, plan.colour, plan.seed, size=world.IMAGE_SIZE, motion=config.motion)
+    clip = world.render_toy_clip(
+        plan.shape, plan.colour, plan.seed, frames=config.frames, size=world.IMAGE_SIZE, motion=config.motion
+    )
     priors = rendered_priors(clip)
     started = timer.add("render and priors", started)
     frames = clip.frames
     height, width = frames.shape[1:3]
     other = world.render_toy_clip(
-        plan.shape, plan.colour, plan.seed + OTHER_CLIP_OFFSET, size=world.IMAGE_SIZE, motion=config.motion
+        plan.shape,
+        plan.colour,
+        plan.seed + OTHER_CLIP_OFFSET,
+        frames=config.frames,
+        size=world.IMAGE_SIZE,
+        motion=config.motion,
     )
-    rows = []
+    ideals = [ideal_edit(plan, edit, config.frames, config.motion) for edit in range(config.edits)]
+    rows, scored = [], {}
     for name, (make, _) in CHANCE_LEVELS.items():
-        reference = make(clip, other)
-        for edit in range(config.edits):
-            rows.append({"method": name, "edit": edit, **_score(classifier, reference, clip, plan, edit, config.segment_threshold)})
-    firsts = {"source": frames}
+        for edit, ideal in enumerate(ideals):
+            reference = make(clip, other, ideal)
+            rows.append(
+                {"method": name, "edit": edit, **_score(classifier, reference, clip, ideal, plan, edit, config.segment_threshold)}
+            )
+            scored[name, edit] = reference
     started = timer.add("metrics", started)
     dtype = resolve_dtype(config.dtype, config.device)
     for method in config.methods:
@@ -276,24 +313,32 @@ def benchmark_clip(
         guide = guide_input(priors.corr, priors.depth, variant) if variant else None
         finetune(frames, guide, priors.alpha if variant else None, plan.caption, spec, _finetune_config(config, method), weights)
         started = timer.add("finetune", started)
-        model = load_video_model(weights, len(frames), priors, config.device, dtype)
+        model = load_video_model(weights, len(frames), priors, config.device, dtype, window=config.window)
         started = timer.add("load", started)
-        _, noise = invert_frames(model, frames, plan.caption, config.inversion_steps)
+        _, noise = invert_frames(model, frames, plan.caption, config.inversion_steps, config.strength)
         started = timer.add("inversion", started)
         for edit in range(config.edits):
             edited = sample_edit(
-                model, noise, plan.target_caption(edit), config.negative_prompt, config.guidance_scale,
-                config.editing_steps, height, width, config.unguided_steps,
+                model,
+                noise,
+                plan.target_caption(edit),
+                config.negative_prompt,
+                config.guidance_scale,
+                config.editing_steps,
+                height,
+                width,
+                config.unguided_steps,
+                config.strength,
             )
             started = timer.add("sampling", started)
-            rows.append({"method": method, "edit": edit, **_score(classifier, edited, clip, plan, edit, config.segment_threshold)})
-            if edit == 0:
-                firsts[method] = edited
+            score = _score(classifier, edited, clip, ideals[edit], plan, edit, config.segment_threshold)
+            rows.append({"method": method, "edit": edit, **score})
+            scored[method, edit] = edited
             started = timer.add("metrics", started)
         del model
     for row in rows:
         row.update(clip_seed=plan.seed, source=plan.caption, target=plan.target_caption(row["edit"]))
-    return rows, firsts
+    return rows, scored
 
 
 @dataclass(frozen=True)
@@ -318,9 +363,10 @@ def run_benchmark(
     rows, strips = [], []
     with tempfile.TemporaryDirectory(prefix="toyworld-benchmark-") as work:
         for index, plan in enumerate(tqdm(plans, desc="ToyWorld benchmark clips")):
-            clip_rows, firsts = benchmark_clip(plan, config, spec, classifier, Path(work), timer)
+            clip_rows, scored = benchmark_clip(plan, config, spec, classifier, Path(work), timer)
             rows += clip_rows
             if index < config.strip_clips:
+                firsts = {"source": scored[UNEDITED, 0]} | {method: scored[method, 0] for method in config.methods}
                 strips.append((plan, firsts))
             log.info("clip %d (%s): %.1f s so far", plan.seed, plan.caption, time.perf_counter() - started)
     method_order = [*config.methods, *CHANCE_LEVELS]
@@ -361,27 +407,32 @@ def bootstrap_interval(values: pd.Series, clips: pd.Series, seed: int = 0) -> tu
     return float(low), float(high)
 
 
-def summary_table(rows: pd.DataFrame, method_order: list[str]) -> pd.DataFrame:
+def summary_table(rows: pd.DataFrame, method_order: list[str], metrics: tuple[str, ...] = tuple(METRICS)) -> pd.DataFrame:
     """method, metric, mean, std (ddof 1), count (edits with a value), ci_low, ci_high (95% bootstrap
-    over clips) for every metric of METRICS."""
+    over clips) for every metric of `metrics` (columns of `rows`)."""
     records = []
     for method in method_order:
         mine = rows[rows["method"] == method]
-        for metric in METRICS:
+        for metric in metrics:
             values = mine[metric].dropna()
             low, high = bootstrap_interval(mine[metric], mine["clip_seed"])
-            records.append({
-                "method": method, "metric": metric,
-                "mean": values.mean() if len(values) else float("nan"),
-                "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
-                "count": int(len(values)), "ci_low": low, "ci_high": high,
-            })
+            records.append(
+                {
+                    "method": method,
+                    "metric": metric,
+                    "mean": values.mean() if len(values) else float("nan"),
+                    "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
+                    "count": int(len(values)),
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
     return pd.DataFrame(records)
 
 
-def paired_differences(rows: pd.DataFrame, methods: tuple[str, ...]) -> pd.DataFrame:
+def paired_differences(rows: pd.DataFrame, methods: tuple[str, ...], metrics: tuple[str, ...] = tuple(METRICS)) -> pd.DataFrame:
     """method, metric, mean, ci_low, ci_high, count: edit by edit, method minus BASELINE, for every
-    MotionGuide method benchmarked beside the baseline (empty without the baseline)."""
+    MotionGuide method benchmarked beside the baseline (empty without the baseline), per metric of `metrics`."""
     columns = ["method", "metric", "mean", "ci_low", "ci_high", "count"]
     if BASELINE not in methods:
         return pd.DataFrame(columns=columns)
@@ -391,15 +442,21 @@ def paired_differences(rows: pd.DataFrame, methods: tuple[str, ...]) -> pd.DataF
     for method in methods:
         if get_method(method).guide_variant is None:
             continue
-        difference = rows[rows["method"] == method].set_index(keys)[list(METRICS)] - baseline[list(METRICS)]
+        difference = rows[rows["method"] == method].set_index(keys)[list(metrics)] - baseline[list(metrics)]
         difference = difference.reset_index()
-        for metric in METRICS:
+        for metric in metrics:
             values = difference[metric].dropna()
             low, high = bootstrap_interval(difference[metric], difference["clip_seed"])
-            records.append({
-                "method": method, "metric": metric, "mean": values.mean() if len(values) else float("nan"),
-                "ci_low": low, "ci_high": high, "count": int(len(values)),
-            })
+            records.append(
+                {
+                    "method": method,
+                    "metric": metric,
+                    "mean": values.mean() if len(values) else float("nan"),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "count": int(len(values)),
+                }
+            )
     return pd.DataFrame(records, columns=columns)
 
 

@@ -130,7 +130,10 @@ def _accuracy(model: ToyClassifier, frames: np.ndarray, shapes: np.ndarray, colo
 
 
 def evaluate(
-    model: ToyClassifier, seed: int, images: int = EVAL_IMAGES, clips: int = EVAL_CLIPS,
+    model: ToyClassifier,
+    seed: int,
+    images: int = EVAL_IMAGES,
+    clips: int = EVAL_CLIPS,
 ) -> dict[str, dict[str, float]]:
     """Accuracy on held-out renders: stills, clip frames, and the stills degraded like in training."""
     stills = render_images(images, seed=HELD_OUT_SEED + seed)
@@ -153,7 +156,11 @@ def evaluate(
 
 
 def train_classifier(
-    seed: int, steps: int, out_dir: str | os.PathLike, eval_images: int = EVAL_IMAGES, eval_clips: int = EVAL_CLIPS,
+    seed: int,
+    steps: int,
+    out_dir: str | os.PathLike,
+    eval_images: int = EVAL_IMAGES,
+    eval_clips: int = EVAL_CLIPS,
 ) -> dict:
     """Train on fresh renders (seeds below HELD_OUT_SEED), check on held-out ones, write `out_dir` atomically.
 
@@ -175,7 +182,10 @@ def train_classifier(
         generator = torch.Generator().manual_seed(seed)
         optimiser = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
         schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimiser, max_lr=LEARNING_RATE, total_steps=int(steps), pct_start=0.1,
+            optimiser,
+            max_lr=LEARNING_RATE,
+            total_steps=int(steps),
+            pct_start=0.1,
         )
         progress = tqdm(batch_seeds, desc="toyworld classifier", unit="step", mininterval=5.0)
         for batch_seed in progress:
@@ -193,12 +203,19 @@ def train_classifier(
     train_seconds, train_cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
     accuracy = evaluate(model, seed, int(eval_images), int(eval_clips))
     record = {
-        **accuracy, "train_seconds": round(train_seconds, 1), "train_cpu_seconds": round(train_cpu_seconds, 1),
-        "steps": int(steps), "seed": int(seed),
-        "batch_size": BATCH_SIZE, "torch_threads": torch.get_num_threads(),
+        **accuracy,
+        "train_seconds": round(train_seconds, 1),
+        "train_cpu_seconds": round(train_cpu_seconds, 1),
+        "steps": int(steps),
+        "seed": int(seed),
+        "batch_size": BATCH_SIZE,
+        "torch_threads": torch.get_num_threads(),
     }
     config = {
-        "widths": list(model.widths), "image_size": model.image_size, "shapes": list(SHAPES), "colours": list(COLOURS),
+        "widths": list(model.widths),
+        "image_size": model.image_size,
+        "shapes": list(SHAPES),
+        "colours": list(COLOURS),
     }
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
@@ -212,9 +229,7 @@ def load_classifier(folder: str | os.PathLike) -> ToyClassifier:
     """The classifier saved by `train_classifier` (float32 in eval mode, also from fp16 shipped weights)."""
     folder = Path(folder)
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
-        raise InputError(
-            f"classifier folder {folder} needs config.json and model.safetensors (made by train_classifier)"
-        )
+        raise InputError(f"classifier folder {folder} needs config.json and model.safetensors (made by train_classifier)")
     config = json.loads((folder / "config.json").read_text())
     if tuple(config["shapes"]) != SHAPES or tuple(config["colours"]) != tuple(COLOURS):
         raise InputError(

@@ -1,15 +1,22 @@
 """Ground-truth metrics of one ToyWorld edit, from masks, classifier labels and frames (no model here).
 
 The edit's subject is found by `world.segment` (pixels far from the plain backdrop) and compared with
-the source clip's exact subject mask from the renderer. With N frames, W the frame width, c_t and
-A_t the centroid and area of a mask in frame t (e: edit, s: source), and F the frames where the
-edit's segmentation is not empty:
+the source clip's exact subject mask from the renderer, and with the ideal edit's: the target subject
+rendered on the source's trajectory (what a perfect edit would show; the target's other shape moves its
+centroid and silhouette, so even it does not score 0 against the source). With N frames, W the frame
+width, c_t and A_t the centroid and area of a mask in frame t (e: edit, s: source, i: ideal edit), and
+F the frames where the edit's segmentation is not empty:
 
 - centroid_error = mean_{t in F} ||c^e_t - c^s_t|| / W  (the subject follows the source's path)
 - size_error = mean_{t in F} |sqrt(A^e_t) - sqrt(A^s_t)| / sqrt(A^s_t)  (and its apparent size, i.e. depth)
 - shape_iou = mean_{t in F} |M^e_t ∩ M^s_t| / |M^e_t ∪ M^s_t|: shape leakage. The target shape differs
   from the source's, so a perfect edit covers the source's silhouette only partly; 1 means the
   source's silhouette was kept. Lower is better (at equal trajectory error).
+- ideal_centroid_error = mean_{t in F} ||c^e_t - c^i_t|| / W: the path error against where the target
+  subject would be, which a perfect edit brings to 0 (centroid_error cannot go below the ideal edit's).
+- silhouette_kept = mean_{t in F} |M^e_t ∩ (M^s_t − M^i_t)| / |M^s_t − M^i_t|: the share of the source's
+  silhouette outside the target's that the edit still fills (0 for the ideal edit, 1 when the source's
+  whole silhouette stays), leakage apart from being in the right place.
 - shape_correct, colour_correct, both_correct: the share of frames the classifier calls the target
   shape, the target colour, both.
 - label_agreement = share of consecutive frame pairs the classifier gives the same (shape, colour):
@@ -42,6 +49,8 @@ METRICS = {
     "centroid_error": Metric("centroid error (frac. of width)", "lower"),
     "size_error": Metric("size error (relative)", "lower"),
     "shape_iou": Metric("shape leakage (IoU with source)", "lower"),
+    "ideal_centroid_error": Metric("centroid error vs ideal edit", "lower"),
+    "silhouette_kept": Metric("source silhouette kept", "lower"),
     "shape_correct": Metric("target shape (frac. of frames)", "higher"),
     "colour_correct": Metric("target colour (frac. of frames)", "higher"),
     "both_correct": Metric("target shape and colour", "higher"),
@@ -99,11 +108,28 @@ def mask_iou(edit_masks: np.ndarray, source_masks: np.ndarray) -> float:
     return _mean(intersection / union)
 
 
+def silhouette_kept(edit_masks: np.ndarray, source_masks: np.ndarray, ideal_masks: np.ndarray) -> float:
+    """Mean share of the source-only pixels (source mask minus the ideal edit's) the edit's mask covers,
+    over the frames where the edit's mask is not empty and the source has such pixels."""
+    _check_masks("edit masks", edit_masks)
+    _check_masks("ideal masks", ideal_masks)
+    if not edit_masks.shape == source_masks.shape == ideal_masks.shape:
+        raise InputError(
+            f"edit masks {edit_masks.shape}, source masks {source_masks.shape} and ideal masks {ideal_masks.shape} differ in shape"
+        )
+    source_only = source_masks & ~ideal_masks
+    counted = edit_masks.any(axis=(1, 2)) & source_only.any(axis=(1, 2))
+    covered = (edit_masks & source_only).sum(axis=(1, 2))[counted]
+    return _mean(covered / source_only.sum(axis=(1, 2))[counted])
+
+
 def label_agreement(shapes: np.ndarray, colours: np.ndarray) -> float:
     """Share of consecutive frame pairs with the same classified (shape, colour)."""
     shapes, colours = np.asarray(shapes), np.asarray(colours)
     if shapes.shape != colours.shape or shapes.ndim != 1 or len(shapes) < 2:
-        raise InputError(f"need one shape and one colour label per frame (at least 2 frames), got {shapes.shape} and {colours.shape}")
+        raise InputError(
+            f"need one shape and one colour label per frame (at least 2 frames), got {shapes.shape} and {colours.shape}"
+        )
     return float(((shapes[1:] == shapes[:-1]) & (colours[1:] == colours[:-1])).mean())
 
 
@@ -117,6 +143,7 @@ def edit_metrics(
     edit_masks: np.ndarray,
     source_frames: np.ndarray,
     source_masks: np.ndarray,
+    ideal_masks: np.ndarray,
     shapes: np.ndarray,
     colours: np.ndarray,
     target: tuple[int, int],
@@ -124,7 +151,8 @@ def edit_metrics(
     """Every metric of METRICS, for one edit.
 
     edit_frames / source_frames: uint8 (N, H, W, 3); edit_masks: the edit's segmentation; source_masks:
-    the source's true subject masks; shapes / colours: the classifier's label per edit frame (indices);
+    the source's true subject masks; ideal_masks: the true masks of the target subject on the source's
+    trajectory; shapes / colours: the classifier's label per edit frame (indices);
     target: the edit caption's (shape, colour) indices."""
     if edit_frames.shape != source_frames.shape or edit_frames.shape[:3] != edit_masks.shape:
         raise InputError(
@@ -135,12 +163,15 @@ def edit_metrics(
     if shapes.shape != (len(edit_frames),) or colours.shape != (len(edit_frames),):
         raise InputError(f"need one label per edit frame ({len(edit_frames)}), got {shapes.shape} and {colours.shape}")
     centroid_error, size_error = trajectory_errors(edit_masks, source_masks)
+    ideal_centroid_error, _ = trajectory_errors(edit_masks, ideal_masks)
     shape_ok, colour_ok = shapes == target[0], colours == target[1]
     source_change = frame_change(source_frames)
     return {
         "centroid_error": centroid_error,
         "size_error": size_error,
         "shape_iou": mask_iou(edit_masks, source_masks),
+        "ideal_centroid_error": ideal_centroid_error,
+        "silhouette_kept": silhouette_kept(edit_masks, source_masks, ideal_masks),
         "shape_correct": float(shape_ok.mean()),
         "colour_correct": float(colour_ok.mean()),
         "both_correct": float((shape_ok & colour_ok).mean()),

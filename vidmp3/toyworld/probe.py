@@ -22,7 +22,6 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -85,17 +84,20 @@ def probe_clip(seed: int, config: ProbeConfig, spec: ModelSpec, work: Path) -> l
     """Rows (clip_seed, start, guide, error against each track) for one clip."""
     plan = plan_clip(seed, 1)
     clip = world.render_toy_clip(plan.shape, plan.colour, seed, size=world.IMAGE_SIZE, motion=config.motion)
-    other = world.render_toy_clip(
-        plan.shape, plan.colour, seed + OTHER_CLIP_OFFSET, size=world.IMAGE_SIZE, motion=config.motion
-    )
+    other = world.render_toy_clip(plan.shape, plan.colour, seed + OTHER_CLIP_OFFSET, size=world.IMAGE_SIZE, motion=config.motion)
     priors = rendered_priors(clip)
     guides = {"true": priors, "reversed": reversed_priors(priors), "other": rendered_priors(other)}
     tracks = {"source": clip.mask, "reversed": clip.mask[::-1], "other": other.mask}
     variant = get_method(config.method).guide_variant
     finetune_config = FinetuneConfig(
-        method=config.method, steps=config.finetune_steps, learning_rate=config.learning_rate,
-        guide_strength=config.guide_strength, seed=config.finetune_seed, device=config.device,
-        motion_guide_hidden=config.motion_guide_hidden, guide_learning_rate=config.guide_learning_rate,
+        method=config.method,
+        steps=config.finetune_steps,
+        learning_rate=config.learning_rate,
+        guide_strength=config.guide_strength,
+        seed=config.finetune_seed,
+        device=config.device,
+        motion_guide_hidden=config.motion_guide_hidden,
+        guide_learning_rate=config.guide_learning_rate,
     )
     weights = work / f"{config.method}-{seed}"
     guide = guide_input(priors.corr, priors.depth, variant)
@@ -147,8 +149,15 @@ def probe_differences(rows: pd.DataFrame) -> pd.DataFrame:
                 continue
             difference = (mine.xs(guide, level="guide")[column] - mine.xs("off", level="guide")[column]).dropna()
             low, high = bootstrap_interval(difference, pd.Series(difference.index, index=difference.index))
-            records.append({
-                "start": start, "guide": guide, "track": track, "mean": float(difference.mean()),
-                "ci_low": low, "ci_high": high, "clips": int(len(difference)),
-            })
+            records.append(
+                {
+                    "start": start,
+                    "guide": guide,
+                    "track": track,
+                    "mean": float(difference.mean()),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "clips": int(len(difference)),
+                }
+            )
     return pd.DataFrame(records)

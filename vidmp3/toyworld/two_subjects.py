@@ -99,8 +99,13 @@ class TwoSubjectClip:
 
 
 def render_two_subjects(
-    shapes_colours, seed: int, paths: str, scales: tuple[float, float] = (1.0, 1.0), size: int = world.IMAGE_SIZE,
-    frames: int = world.CLIP_FRAMES, poses: tuple[np.ndarray, np.ndarray] | None = None,
+    shapes_colours,
+    seed: int,
+    paths: str,
+    scales: tuple[float, float] = (1.0, 1.0),
+    size: int = world.IMAGE_SIZE,
+    frames: int = world.CLIP_FRAMES,
+    poses: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TwoSubjectClip:
     """Two subjects ((shape, colour) each, at `scales` of the two-subject size) on their paths of `seed`
     (or on given `poses`), composited far to near."""
@@ -110,13 +115,18 @@ def render_two_subjects(
         base = world.subject_spec(shape, colour, SUBJECT_SCALE)
         own = subject_poses(subject_id, base, seed, paths, frames) if poses is None else poses[index].copy()
         # a resized subject keeps its path and rests on the ground as the unresized one does
-        own[:, 1] += [resting_height(subject, rotation_matrix(*angles)) - resting_height(base, rotation_matrix(*angles)) for angles in own[:, 3:]]
+        own[:, 1] += [
+            resting_height(subject, rotation_matrix(*angles)) - resting_height(base, rotation_matrix(*angles))
+            for angles in own[:, 3:]
+        ]
         renders.append(render_clip(subject, own, size, size, camera=world.camera(size), supersample=2, backdrop=world.BACKDROP))
     composite = renders[0].frames.copy()
     labels = np.zeros(composite.shape[:3], np.uint8)
     for frame in range(len(composite)):
         composite[frame] = world.background(size)
-        distance = [np.median(render.depth[frame][render.mask[frame]]) if render.mask[frame].any() else np.inf for render in renders]
+        distance = [
+            np.median(render.depth[frame][render.mask[frame]]) if render.mask[frame].any() else np.inf for render in renders
+        ]
         for index in np.argsort(distance)[::-1]:  # far to near
             render = renders[index]
             # its pixels, and its anti-aliased edge where only the backdrop lies behind
@@ -132,7 +142,13 @@ def source_clip(plan: TwoSubjectPlan, size: int = world.IMAGE_SIZE) -> TwoSubjec
 
 def _frames_attrs(frames: np.ndarray) -> dict:
     height, width = frames.shape[1:3]
-    return {"frame_indices": list(range(len(frames))), "source_size": [width, height], "size": [width, height], "crop": "none", "source": "two_subjects"}
+    return {
+        "frame_indices": list(range(len(frames))),
+        "source_size": [width, height],
+        "size": [width, height],
+        "crop": "none",
+        "source": "two_subjects",
+    }
 
 
 def subject_priors(clip: TwoSubjectClip) -> SourcePriors:
@@ -148,7 +164,9 @@ def subject_priors(clip: TwoSubjectClip) -> SourcePriors:
         depth[visible] = compute_depth(clip.frames, visible, "render", {}, truth=truth)[visible]
     alpha = np.stack([clip.visible(subject).mean(axis=(1, 2)) for subject in SUBJECTS], axis=1).astype(np.float32)
     return SourcePriors(
-        corr.astype(np.float16).astype(np.float32), depth.astype(np.float16).astype(np.float32), alpha,
+        corr.astype(np.float16).astype(np.float32),
+        depth.astype(np.float16).astype(np.float32),
+        alpha,
         subjects=SubjectMap(SUBJECTS, clip.labels),
     )
 
@@ -193,7 +211,9 @@ METRICS = ("trajectory_error", "path_swap", "shape_correct", "shape_swap", "leak
 """Per subject and edit; trajectory and size errors over the frames where the subject is found."""
 
 
-def subject_metrics(classifier, frames: np.ndarray, source: TwoSubjectClip, truth: TwoSubjectClip, plan: TwoSubjectPlan) -> list[dict]:
+def subject_metrics(
+    classifier, frames: np.ndarray, source: TwoSubjectClip, truth: TwoSubjectClip, plan: TwoSubjectPlan
+) -> list[dict]:
     """One row per subject of an edit (`frames`): see the module docstring. `truth` is the target subjects
     rendered on the source paths at the plan's scales (the size truth)."""
     colours = colour_labels(frames)
@@ -213,16 +233,18 @@ def subject_metrics(classifier, frames: np.ndarray, source: TwoSubjectClip, trut
         found = mask.any(axis=(1, 2))
         shapes = classify(classifier, _isolated(frames, mask)).shapes[found] if found.any() else np.zeros(0, int)
         region = track.sum()
-        rows.append({
-            "subject": subject,
-            "trajectory_error": error,
-            "path_swap": float(other_error < error) if np.isfinite(error) and np.isfinite(other_error) else float("nan"),
-            "shape_correct": float(np.mean(shapes == world.SHAPES.index(plan.targets[index][0]))) if len(shapes) else 0.0,
-            "shape_swap": float(np.mean(shapes == world.SHAPES.index(plan.targets[other][0]))) if len(shapes) else 0.0,
-            "leakage": float(((colours == other_colour) & track).sum() / region) if region else float("nan"),
-            "size_error": size_error,
-            "found": float(found.mean()),
-        })
+        rows.append(
+            {
+                "subject": subject,
+                "trajectory_error": error,
+                "path_swap": float(other_error < error) if np.isfinite(error) and np.isfinite(other_error) else float("nan"),
+                "shape_correct": float(np.mean(shapes == world.SHAPES.index(plan.targets[index][0]))) if len(shapes) else 0.0,
+                "shape_swap": float(np.mean(shapes == world.SHAPES.index(plan.targets[other][0]))) if len(shapes) else 0.0,
+                "leakage": float(((colours == other_colour) & track).sum() / region) if region else float("nan"),
+                "size_error": size_error,
+                "found": float(found.mean()),
+            }
+        )
     return rows
 
 

@@ -132,7 +132,12 @@ def render_images(count: int, seed: int, size: int = IMAGE_SIZE) -> ImageBatch:
 
 
 def render_toy_clip(
-    shape: str, colour: str, seed: int, frames: int = CLIP_FRAMES, size: int = IMAGE_SIZE, motion: str = "large",
+    shape: str,
+    colour: str,
+    seed: int,
+    frames: int = CLIP_FRAMES,
+    size: int = IMAGE_SIZE,
+    motion: str = "large",
 ) -> RenderedClip:
     """A clip of one subject on a trajectory drawn from `seed` (translation, spin, lean, depth), with its truth."""
     subject = subject_spec(shape, colour)

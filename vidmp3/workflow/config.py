@@ -127,7 +127,9 @@ def _read_sheet(path: str | os.PathLike, schema: dict[str, Any], id_columns: lis
         raise InputError(f"{path}: sheet is empty (no header line)")
     header = [name.strip() for name in lines[0]]
     if len(header) == 1 and " " in header[0].strip():
-        raise InputError(f"{path}, line 1: the header has no tab; the sheet must be tab-separated (tabs, not spaces, between columns)")
+        raise InputError(
+            f"{path}, line 1: the header has no tab; the sheet must be tab-separated (tabs, not spaces, between columns)"
+        )
     columns = schema["properties"]
     rows, numbers = [], []
     for number, cells in enumerate(lines[1:], start=2):
@@ -143,12 +145,16 @@ def _read_sheet(path: str | os.PathLike, schema: dict[str, Any], id_columns: lis
             cell = cell.strip()
             if cell == "":
                 continue
-            kind = columns.get(column, {}).get("type")
-            if kind in ("integer", "number"):
+            kinds = columns.get(column, {}).get("type") or []
+            kinds = [kinds] if isinstance(kinds, str) else kinds
+            kind = next((kind for kind in kinds if kind in ("integer", "number")), None)
+            if kind:
                 try:
                     row[column] = int(cell) if kind == "integer" else float(cell)
                 except ValueError:
-                    raise InputError(f"{where}: column {column!r}: {cell!r} is not an {kind}") from None
+                    if "string" not in kinds:  # a column that takes a number or a word (frames: all)
+                        raise InputError(f"{where}: column {column!r}: {cell!r} is not an {kind}") from None
+                    row[column] = cell
             else:
                 row[column] = cell
         rows.append(validate(row, schema, where))
@@ -173,7 +179,9 @@ def load_videos(path: str | os.PathLike, schema_dir: str | os.PathLike) -> pd.Da
             raise InputError(f"{path}: video {row.video}: size {row.size} must be positive multiples of 8")
     for line, row in zip(sheet.attrs["lines"], sheet.itertuples()):
         where = f"{path}, line {line} (video {row.video})"
-        check_video_subjects(row.video, parse_subjects(row.subjects, f"{where}, column subjects"), row.prompt, row.masks, row.mask_backend, where)
+        check_video_subjects(
+            row.video, parse_subjects(row.subjects, f"{where}, column subjects"), row.prompt, row.masks, row.mask_backend, where
+        )
     return sheet.set_index("video", drop=False)
 
 
@@ -212,7 +220,9 @@ def check_sheet_paths(videos: pd.DataFrame, sheet: str | os.PathLike, made: set[
             if not value or value in made:
                 continue
             path = Path(value)
-            problem = "does not exist" if not path.exists() else "is not a folder" if column == "masks" and not path.is_dir() else None
+            problem = (
+                "does not exist" if not path.exists() else "is not a folder" if column == "masks" and not path.is_dir() else None
+            )
             if problem:
                 raise InputError(
                     f"{sheet}: video {row.video}: {column} {value} {problem}; fix the path in column {column} "

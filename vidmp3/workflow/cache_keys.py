@@ -14,19 +14,21 @@ a file's sha256, a folder's `folder_checksum`. When a cached job runs, its input
 jobs compute the same key from the same bytes. Only a dry run, which runs nothing, lets an input
 whose job needs to run stand for that job's key: what it predicts for a stage downstream of one
 that has to run is a miss, even where the real run will then find the entry.
+
+Snakemake has no supported hook for this (README, "Reusing results between workflows"), so the key
+replaces a private method, and only where `--cache` names rules (`check_cache_keys`, at parse time):
+a Snakemake whose method differs stops the run there instead of missing the cache inside the jobs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-import logging
 import os
 from pathlib import Path
 
 from vidmp3.errors import InputError
-
-log = logging.getLogger(__name__)
 
 LOCATION = "SNAKEMAKE_OUTPUT_CACHE"
 
@@ -67,6 +69,20 @@ def check_cache_location(cache_rules: list[str] | None, environ: dict[str, str] 
         raise InputError(f"${LOCATION}={location}: not a folder (create it first: mkdir -p {location})")
 
 
+def check_cache_keys(cache_rules: list[str] | None) -> None:
+    """With `--cache <rules>`, put the content key in place or stop before any job runs: Snakemake's own key
+    fails on folder inputs and differs between a local run and a Slurm job, so a cache entry would be
+    missed (or the job fail) only once the job runs. Without `--cache`, Snakemake is left as it is."""
+    if cache_rules and not key_by_content():
+        from importlib.metadata import version
+
+        raise InputError(
+            f"--cache {' '.join(cache_rules)}: snakemake {version('snakemake')} computes cache keys in a way this "
+            "workflow's content key (vidmp3/workflow/cache_keys.py) was not written for; install the snakemake of "
+            "requirements.txt, or run without --cache"
+        )
+
+
 KEY_LIBRARIES = ("vidmp3", "torch", "diffusers", "transformers")
 """Packages whose versions are part of every key (a new version can change every output)."""
 
@@ -95,20 +111,21 @@ def _file_checksum(path: str) -> str:
 
 
 def key_by_content() -> bool:
-    """Make Snakemake's cache key the one described above; False (and a warning) where its API differs."""
+    """Make Snakemake's cache key the one described above; False where Snakemake's (private) hook differs
+    from the one this was written for (Snakemake 9.27: `async ProvenanceHashMap._get_provenance_hash(self, job)`)."""
     try:
         from snakemake import script
         from snakemake.caching.hash import ProvenanceHashMap
         from snakemake.settings.types import DeploymentMethod
     except ImportError:
-        log.warning("vidmp3: snakemake.caching.hash not found: --cache keys stay Snakemake's own")
         return False
     original = getattr(ProvenanceHashMap, "_get_provenance_hash", None)
     if original is None:
-        log.warning("vidmp3: snakemake's ProvenanceHashMap has no _get_provenance_hash(): --cache keys stay Snakemake's own")
         return False
     if getattr(original, _MARK, False):
         return True
+    if not inspect.iscoroutinefunction(original) or list(inspect.signature(original).parameters) != ["self", "job"]:
+        return False
     versions = library_versions()
 
     async def content_key(self, job):
@@ -118,8 +135,11 @@ def key_by_content() -> bool:
             return await original(self, job)
         digest = hashlib.sha256()
         _, source, _, _, _ = script.get_source(
-            job.rule.script, job.rule.workflow.sourcecache, basedir=job.rule.basedir,
-            wildcards=job.wildcards, params=job.params,
+            job.rule.script,
+            job.rule.workflow.sourcecache,
+            basedir=job.rule.basedir,
+            wildcards=job.wildcards,
+            params=job.params,
         )
         digest.update(source.encode())
         for name, value in sorted(job.params._allitems(), key=lambda item: str(item[0])):
@@ -151,6 +171,6 @@ def key_by_content() -> bool:
         return self._hashes[job]
 
     setattr(content_key, _MARK, True)
-    content_key.__doc__ = "vidmp3.cache_keys: script, params, software and every input's content."
+    content_key.__doc__ = "vidmp3.workflow.cache_keys: script, params, software and every input's content."
     ProvenanceHashMap._get_provenance_hash = content_key
     return True
