@@ -283,9 +283,10 @@ def test_a_reduced_benchmark_writes_every_output_with_sane_metrics(tmp_path, cla
     for metric in ("shape_correct", "colour_correct", "both_correct", "label_agreement"):
         assert on_disk[metric].between(0, 1).all(), metric
     assert (on_disk["both_correct"] <= on_disk[["shape_correct", "colour_correct"]].min(axis=1)).all()
-    # the unedited reference is the source itself: on its path, on its silhouette, changing like itself
+    # the unedited reference is the source itself: on its path, on its silhouette (bar partly covered
+    # edge pixels the segmentation adds), changing like itself
     unedited = on_disk[on_disk["method"] == UNEDITED]
-    assert (unedited["centroid_error"] < 0.01).all() and (unedited["shape_iou"] > 0.95).all()
+    assert (unedited["centroid_error"] < 0.01).all() and (unedited["shape_iou"] > 0.9).all()
     assert (unedited["change_ratio"] == 1.0).all() and (unedited["empty_frames"] == 0).all()
 
     table = pd.read_csv(outputs.table)

@@ -33,8 +33,13 @@ CLIP_FRAMES = 8
 HELD_OUT_SEED = 1_000_000
 """Pretraining uses seeds below this; benchmark and demo clips use seeds from it up."""
 
-BACKDROP = Backdrop(sky=(0.8, 0.8, 0.78), ground=(0.52, 0.52, 0.52))
-"""Neutral greys: no caption colour is near them in any shade."""
+BACKDROP = Backdrop(sky=(0.97, 0.97, 0.96), ground=(0.9, 0.9, 0.9))
+"""Bright neutral greys, lighter than every caption colour in every shade. The codec is pixels, so an
+edit that changes colour moves each latent by (new colour - backdrop) where the source had
+(old colour - backdrop): on a bright backdrop these point the same way (cosine over 0.5 at mid
+shade for every pair), so the inverted source is evidence for any subject at its place. On the
+mid-grey ground of the first weights (0.52) blue and yellow pointed apart (cosine -0.69) and colour
+edits lost the source's position."""
 
 # Object-space extents (x, y, z) in metres, chosen so the four shapes show comparable areas.
 _SIZES = {

@@ -29,7 +29,7 @@ class MotionSettings:
     """Motion-module pretraining (the workflow's `toyworld: pretrain:` config)."""
 
     seed: int = 0
-    steps: int = 400
+    steps: int = 800
     batch_size: int = 8  # clips of world.CLIP_FRAMES frames
     learning_rate: float = 1e-3
     clips: int = 1500  # rendered once, then drawn at random
