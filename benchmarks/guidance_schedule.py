@@ -6,7 +6,7 @@ Issue 14: guidance 2 breaks the trajectory even of a reconstruction (the source 
 own inverted latents), while guidance 1 keeps it. `editing: unguided_steps` samples the first (noisiest)
 steps with the edit prompt alone and guides the rest. On ToyWorld VALIDATION clips (seeds from
 2 000 000, disjoint from the benchmark's test clips), at the paper's settings (100 fine-tuning steps,
-DDIM 50 + 50, guidance 2), per method, strength and number of unguided steps: the reconstruction's centroid
+DDIM 50 + 50, the benchmark's guidance), per method, strength and number of unguided steps: the reconstruction's centroid
 error and each edit's centroid error (against the source and against the ideal edit, the target
 subject rendered on the source's trajectory), shape leakage and target shape, beside the static chance
 level (the source's middle frame repeated) and the ideal edit's own scores. Mean over clips (and edits) with the range over clips.

@@ -2,8 +2,8 @@
 
 Clips of `--frames` frames (default 64: 15 windows of the toyworld motion module's 8 frames every 4,
 the config's `window`), test seeds from 1 000 000, edited by each method at the paper's settings by
-default (100 fine-tuning steps, DDIM 50 + 50, guidance 2): trajectory (centroid) error over the whole
-clip and the seam score beside the chance levels. `--out DIR` also writes the per-edit rows (CSV),
+default (100 fine-tuning steps, DDIM 50 + 50; the benchmark's guidance 2.5): trajectory (centroid)
+error over the whole clip and the seam score beside the chance levels. `--out DIR` also writes the per-edit rows (CSV),
 the table (Markdown) and each stage's seconds (JSON). One torch thread unless `--threads`.
 `--from-rows A.csv B.csv ...` prints the table of runs made one clip at a time (same settings, the
 first seed of the first run) without running anything.
