@@ -67,7 +67,7 @@ def temporal(family: str, projections: list[str]) -> set[str]:
 
 
 def expected_trainable(family: str, method: str) -> set[str]:
-    if method == "tune-a-video":
+    if METHODS[method].whole_motion_modules:
         return spatial_queries(family) | {"whole motion modules"}
     if family == "sd15":
         return spatial_queries(family) | temporal(family, ["to_v.weight"])
@@ -120,7 +120,7 @@ def test_trainable_sets_are_exact(video_unet, method):
     family, unet = video_unet
     selected = set(set_trainable(unet, method))
     expected = expected_trainable(family, method)
-    if method == "tune-a-video":
+    if METHODS[method].whole_motion_modules:
         expected.discard("whole motion modules")
         motion = {name for name, _ in unet.named_parameters() if ".motion_modules." in name}
         assert len(motion) == MOTION_MODULE_TENSORS * len(MOTION_MODULES[family])
@@ -134,7 +134,7 @@ def test_trainable_sets_are_exact(video_unet, method):
         ("sd15", True): 8 + 7 * MOTION_MODULE_TENSORS,
         ("sdxl", True): 16 + 6 * MOTION_MODULE_TENSORS,
     }
-    assert len(selected) == counts[(family, method == "tune-a-video")]
+    assert len(selected) == counts[(family, METHODS[method].whole_motion_modules)]
 
 
 def test_methods_without_motionguide(video_unet):

@@ -138,7 +138,7 @@ def test_frame_context_refuses_per_pixel_vectors_for_slots_the_model_lacks():
         attention.restore()
 
 
-@pytest.mark.parametrize("method", ["vidmp3-spatial", "vidmp3-spatial-coarse"])
+@pytest.mark.parametrize("method", ["vidmp3-spatial", "vidmp3-spatial-coarse", "vidmp3-spatial-tav"])
 def test_fine_tuning_trains_and_saves_the_spatial_heads(tmp_path, method):
     build_tiny("tiny", tmp_path / "models" / "tiny", seed=0)
     spec = model_spec("tiny", tiny_dir=tmp_path / "models")
@@ -154,6 +154,9 @@ def test_fine_tuning_trains_and_saves_the_spatial_heads(tmp_path, method):
     assert heads and all(tensors[name].abs().sum() > 0 for name in heads if name.endswith(".weight"))
     expected = {"64"} if method == "vidmp3-spatial-coarse" else {"32", "64"}  # tiny: width 32 at 1x, 64 at 2x down
     assert {name.split(".")[1] for name in heads} == expected
+    trainable = load_file(tmp_path / "weights" / "trainable.safetensors")
+    beyond_values = [name for name in trainable if ".motion_modules." in name and ".to_v." not in name]
+    assert bool(beyond_values) == (method == "vidmp3-spatial-tav")  # tune-a-video's whole motion modules
 
 
 def test_codec_factor_is_pixels_per_latent_pixel():

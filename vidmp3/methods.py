@@ -2,7 +2,8 @@
 
 Beyond the paper: `vidmp3-lr` is vidmp3 with MotionGuide's own learning rate; `vidmp3-spatial` and
 `vidmp3-spatial-coarse` (with that learning rate too) use the same MotionGuide trunk with per-pixel
-vectors at every motion-module resolution, or only at the lowest one (vidmp3.motionguide).
+vectors at every motion-module resolution, or only at the lowest one (vidmp3.motionguide);
+`vidmp3-spatial-tav` is vidmp3-spatial trained like Tune-A-Video (every motion-module weight).
 
 Kept free of torch so the Snakefile can read it at parse time.
 """
@@ -34,6 +35,7 @@ METHODS = {
     "vidmp3-lr": Method("product", False, guide_learning_rate=GUIDE_LEARNING_RATE),
     "vidmp3-spatial": Method("product", False, "spatial", guide_learning_rate=GUIDE_LEARNING_RATE),
     "vidmp3-spatial-coarse": Method("product", False, "spatial", guide_lowest_only=True, guide_learning_rate=GUIDE_LEARNING_RATE),
+    "vidmp3-spatial-tav": Method("product", True, "spatial", guide_learning_rate=GUIDE_LEARNING_RATE),
     "no-motionguide": Method(None, False),
     "corr-only": Method("corr", False),
     "depth-only": Method("depth", False),

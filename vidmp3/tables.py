@@ -33,6 +33,7 @@ ABLATIONS = (
     "vidmp3-lr",
     "vidmp3-spatial",
     "vidmp3-spatial-coarse",
+    "vidmp3-spatial-tav",
     "no-motionguide",
     "corr-only",
     "depth-only",
