@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--finetune-steps", type=int, default=100)
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps (inversion = sampling)")
     parser.add_argument("--guidance-scale", type=float, default=2.0)
-    parser.add_argument("--guide-scale", type=float, default=0.1, help="lambda")
+    parser.add_argument("--guide-strength", type=float, default=0.1, help="lambda")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,3 +78,14 @@ def test_a_reduced_probe_runs_every_start_and_guide(tmp_path):
     rows = run_probe(config, model_spec("tiny", tiny_dir=tmp_path))
     assert [(r.start, r.guide) for r in rows.itertuples()] == [(s, g) for s in STARTS for g in GUIDES]
     assert len(probe_differences(rows)) == 2 * 3
+
+
+def test_the_probe_script_passes_its_arguments_and_writes_both_tables(tmp_path):
+    """benchmarks/motionguide_probe.py end to end on the tiny preset (its options reach ProbeConfig)."""
+    script = Path(__file__).parents[1] / "benchmarks" / "motionguide_probe.py"
+    command = [sys.executable, str(script), "--preset", "tiny", "--methods", "vidmp3-spatial", "--clips", "1"]
+    command += ["--finetune-steps", "1", "--steps", "1", "--guide-strength", "0.2", "--out", str(tmp_path)]
+    printed = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    assert "'guide_strength': 0.2" in printed
+    assert len(pd.read_csv(tmp_path / "probe_rows.csv")) == len(STARTS) * len(GUIDES)
+    assert len(pd.read_csv(tmp_path / "probe_differences.csv")) == 2 * 3
