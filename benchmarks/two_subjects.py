@@ -8,9 +8,9 @@ Per clip (`vidmp3.toyworld.two_subjects`): two subjects on crossing or diverging
 other shapes and colours ("a red cube a blue sphere" -> "a yellow cylinder a green cone"), each method
 fine-tuned on the clip (the same seed), the source inverted once and the edit sampled:
 
-- `per-subject`: vidmp3-spatial with one MotionGuide per subject (`SubjectMotionGuides`);
-- `shared`: vidmp3-spatial with one MotionGuide on both subjects as one (today's method on the union);
-- `none`: no-motionguide.
+- `per-subject`: `--method` (vidmp3-spatial) with one MotionGuide per subject (`SubjectMotionGuides`);
+- `shared`: the same method with one MotionGuide on both subjects as one (today's method on the union);
+- `none`: the same training without a MotionGuide (no-motionguide; tune-a-video for vidmp3-spatial-tav).
 
 Subject size: `per-subject` samples a second edit with subject 2 scaled by `--scale` (its guide region
 grown about its centroid, `SourcePriors.scaled`), scored against the targets rendered at that scale;
@@ -32,6 +32,7 @@ import torch
 
 from vidmp3.editing import invert_frames, load_video_model, sample_edit
 from vidmp3.finetune import finetune
+from vidmp3.methods import get_method
 from vidmp3.model.presets import TOYWORLD_WEIGHTS, model_spec
 from vidmp3.motionguide import guide_input
 from vidmp3.toyworld import two_subjects as ts
@@ -39,11 +40,11 @@ from vidmp3.toyworld.benchmark import BenchmarkConfig, _finetune_config, bootstr
 from vidmp3.toyworld.classifier import load_classifier
 from vidmp3.toyworld.world import HELD_OUT_SEED
 
-ARMS = {
-    "per-subject": ("vidmp3-spatial", ts.subject_priors),
-    "shared": ("vidmp3-spatial", ts.shared_priors),
-    "none": ("no-motionguide", None),
-}
+ARMS = {"per-subject": ts.subject_priors, "shared": ts.shared_priors, "none": None}
+"""Each arm's priors (None: no MotionGuide)."""
+
+GUIDED = ("vidmp3-spatial", "vidmp3-spatial-tav")
+"""Methods for the guided arms: one MotionGuide per subject needs the per-pixel (spatial) layout."""
 
 
 PAIRS = (("per-subject", "none"), ("shared", "none"), ("per-subject", "shared"))
@@ -68,7 +69,8 @@ def score_into(
     )
 
 
-def run_clips(first_seed: int, clips: int, scale: float, arms: list[str], config: BenchmarkConfig) -> pd.DataFrame:
+def run_clips(first_seed: int, clips: int, scale: float, arms: list[str], guided: str, config: BenchmarkConfig) -> pd.DataFrame:
+    unguided = "tune-a-video" if get_method(guided).whole_motion_modules else "no-motionguide"
     spec = model_spec("toyworld")
     classifier = load_classifier(TOYWORLD_WEIGHTS / "classifier")
     rows = []
@@ -85,7 +87,8 @@ def run_clips(first_seed: int, clips: int, scale: float, arms: list[str], config
                 score(name, make(which, source).frames, which, scaled_truth if name == "unscaled" else truth)
             height, width = source.frames.shape[1:3]
             for arm in arms:
-                method, make_priors = ARMS[arm]
+                make_priors = ARMS[arm]
+                method = guided if make_priors else unguided
                 priors = make_priors(source) if make_priors else None
                 guide = guide_input(priors.corr, priors.depth, "product") if priors else None
                 weights = Path(work) / f"{arm}-{seed}"
@@ -156,6 +159,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=2)
     parser.add_argument("--first-seed", type=int, default=HELD_OUT_SEED)
     parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--method", default=GUIDED[0], choices=GUIDED, help="the guided arms' method")
     parser.add_argument("--scale", type=float, default=1.5, help="subject 2's scale in the resized edit")
     parser.add_argument("--finetune-steps", type=int, default=100)
     parser.add_argument("--ddim-steps", type=int, default=50, help="inversion and sampling steps each")
@@ -177,7 +181,7 @@ def main() -> None:
         editing_steps=args.ddim_steps,
         strip_clips=1,
     )
-    rows = run_clips(args.first_seed, args.clips, args.scale, args.arms.split(","), config)
+    rows = run_clips(args.first_seed, args.clips, args.scale, args.arms.split(","), args.method, config)
     if args.rows:
         rows.to_csv(args.rows, index=False)
     print_table(rows)
