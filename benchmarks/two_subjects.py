@@ -10,12 +10,15 @@ fine-tuned on the clip (the same seed), the source inverted once and the edit sa
 
 - `per-subject`: `--method` (vidmp3-spatial) with one MotionGuide per subject (`SubjectMotionGuides`);
 - `shared`: the same method with one MotionGuide on both subjects as one (today's method on the union);
-- `none`: the same training without a MotionGuide (no-motionguide; tune-a-video for vidmp3-spatial-tav).
+- `none`: the same training without a MotionGuide (no-motionguide; tune-a-video for vidmp3-spatial-tav);
+- `per-subject+prompts`, `none+prompts`: those arms with subject prompts (`editing: subject_prompts`):
+  each subject's pixels attend to its own phrase, "a red cube" in the inversion, "a yellow cylinder" in the edit.
 
-Subject size: `per-subject` samples a second edit with subject 2 scaled by `--scale` (its guide region
-grown about its centroid, `SourcePriors.scaled`), scored against the targets rendered at that scale;
-`per-subject, unscaled guide` is its first edit scored against the same scaled truth (the model told
-nothing), and the `unscaled` chance level is the ideal render at the source size.
+Subject size: the per-subject arms sample a second edit with subject 2 scaled by `--scale` (its guide
+region, and with subject prompts its phrase's region, grown about its centroid, `SourcePriors.scaled`),
+scored against the targets rendered at that scale; `<arm>, unscaled guide` is its first edit scored
+against the same scaled truth (the model told nothing), and the `unscaled` chance level is the ideal
+render at the source size.
 Chance levels (rendered, scored the same way): `static`, `swapped-tracks` (an identity swap), `unscaled`.
 """
 
@@ -35,19 +38,33 @@ from vidmp3.finetune import finetune
 from vidmp3.methods import get_method
 from vidmp3.model.presets import TOYWORLD_WEIGHTS, model_spec
 from vidmp3.motionguide import guide_input
+from vidmp3.subjects import SubjectMap
 from vidmp3.toyworld import two_subjects as ts
+from vidmp3.toyworld import world
 from vidmp3.toyworld.benchmark import BenchmarkConfig, _finetune_config, bootstrap_interval
 from vidmp3.toyworld.classifier import load_classifier
 from vidmp3.toyworld.world import HELD_OUT_SEED
 
-ARMS = {"per-subject": ts.subject_priors, "shared": ts.shared_priors, "none": None}
-"""Each arm's priors (None: no MotionGuide)."""
+ARMS = {
+    "per-subject": (ts.subject_priors, False),
+    "shared": (ts.shared_priors, False),
+    "none": (None, False),
+    "per-subject+prompts": (ts.subject_priors, True),
+    "none+prompts": (None, True),
+}
+"""Each arm's priors (None: no MotionGuide) and whether each subject attends to its own phrase."""
 
 GUIDED = ("vidmp3-spatial", "vidmp3-spatial-tav")
 """Methods for the guided arms: one MotionGuide per subject needs the per-pixel (spatial) layout."""
 
 
-PAIRS = (("per-subject", "none"), ("shared", "none"), ("per-subject", "shared"))
+PAIRS = (
+    ("per-subject", "none"),
+    ("shared", "none"),
+    ("per-subject", "shared"),
+    ("per-subject+prompts", "per-subject"),
+    ("none+prompts", "none"),
+)
 """The paired differences printed under the table."""
 
 
@@ -87,7 +104,7 @@ def run_clips(first_seed: int, clips: int, scale: float, arms: list[str], guided
                 score(name, make(which, source).frames, which, scaled_truth if name == "unscaled" else truth)
             height, width = source.frames.shape[1:3]
             for arm in arms:
-                make_priors = ARMS[arm]
+                make_priors, subject_prompts = ARMS[arm]
                 method = guided if make_priors else unguided
                 priors = make_priors(source) if make_priors else None
                 guide = guide_input(priors.corr, priors.depth, "product") if priors else None
@@ -102,19 +119,44 @@ def run_clips(first_seed: int, clips: int, scale: float, arms: list[str], guided
                     weights,
                     subjects=priors.subjects if priors else None,
                 )
-                model = load_video_model(weights, len(source.frames), priors, config.device, torch.float32)
-                _, noise = invert_frames(model, source.frames, plan.caption, config.inversion_steps)
+                model = load_video_model(
+                    weights, len(source.frames), priors, config.device, torch.float32, subject_prompts=subject_prompts
+                )
+                subjects = SubjectMap(ts.SUBJECTS, source.labels) if subject_prompts else None
+                phrases = dict(zip(ts.SUBJECTS, (world.caption(*subject) for subject in plan.sources)))
+                _, noise = invert_frames(
+                    model, source.frames, plan.caption, config.inversion_steps, subjects=subjects, phrases=phrases
+                )
+                targets = dict(zip(ts.SUBJECTS, (world.caption(*subject) for subject in plan.targets)))
                 edited = sample_edit(
-                    model, noise, plan.target_caption, "", config.guidance_scale, config.editing_steps, height, width
+                    model,
+                    noise,
+                    plan.target_caption,
+                    "",
+                    config.guidance_scale,
+                    config.editing_steps,
+                    height,
+                    width,
+                    subjects=subjects,
+                    phrases=targets,
                 )
                 score(arm, edited, plan, truth)
-                if arm == "per-subject":
-                    score("per-subject, unscaled guide", edited, scaled_plan, scaled_truth)
-                    resized = model.with_priors(priors.scaled({2: scale}))
+                if make_priors is ts.subject_priors:
+                    score(f"{arm}, unscaled guide", edited, scaled_plan, scaled_truth)
+                    resized = priors.scaled({2: scale})
                     edited = sample_edit(
-                        resized, noise, plan.target_caption, "", config.guidance_scale, config.editing_steps, height, width
+                        model.with_priors(resized),
+                        noise,
+                        plan.target_caption,
+                        "",
+                        config.guidance_scale,
+                        config.editing_steps,
+                        height,
+                        width,
+                        subjects=resized.subjects if subject_prompts else None,
+                        phrases=targets,
                     )
-                    score(f"per-subject, subject 2 x{scale:g}", edited, scaled_plan, scaled_truth)
+                    score(f"{arm}, subject 2 x{scale:g}", edited, scaled_plan, scaled_truth)
                 del model
             print(f"clip {seed} done", flush=True)
     return pd.DataFrame(rows)

@@ -296,23 +296,36 @@ def edit_row(wildcards):
 
 
 def edit_input(wildcards):
-    return {
+    """The edit job's inputs: with several subjects their instance ids for every method (subject prompts)."""
+    inputs = {
         "frames": prior_array(wildcards.video, "frames"),
         "weights": weights_dir(wildcards.method, wildcards.video),
         "video_unet": VIDEO_MODEL,
         **model_input(wildcards),
         **guide_priors(wildcards),
     }
+    if video_row(wildcards)["subjects"]:
+        inputs["subjects"] = prior_array(wildcards.video, "mask_given")
+    return inputs
+
+
+def video_subject_phrases(wildcards):
+    """The video's subjects: id -> phrase (empty for one subject)."""
+    return {
+        str(subject): phrase for subject, phrase in parse_subjects(video_row(wildcards)["subjects"], config["videos"]).items()
+    }
 
 
 def video_edits(wildcards):
-    """The video's edits for its one edit job: concept -> its prompt, the title of its strip and its subjects' scales."""
+    """The video's edits for its one edit job: concept -> its prompt, the title of its strip, its subjects'
+    scales and phrases."""
     rows = EDITS[EDITS["video"] == wildcards.video]
     return {
         row["concept"]: {
             "prompt": row["prompt"],
             "title": f"{wildcards.video} / {row['concept']} ({wildcards.method}): {row['prompt']}",
             "scales": {str(subject): scale for subject, scale in parse_scales(row["subject_scales"], config["edits"]).items()},
+            "subjects": {str(subject): phrase for subject, phrase in parse_subjects(row["subjects"], config["edits"]).items()},
         }
         for _, row in rows.iterrows()
     }
@@ -327,6 +340,7 @@ def edit_params(wildcards):
         "unguided_steps": settings["unguided_steps"],
         "strength": settings["strength"],
         "negative_prompt": settings["negative_prompt"],
+        "subject_prompts": settings["subject_prompts"],
         "folder_fps": settings["folder_fps"],
         "device": config["device"],
         "dtype": config["dtype"],

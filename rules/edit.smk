@@ -15,6 +15,7 @@ rule edit:
         ),
     params:
         source_prompt=video_prompt,
+        source_subjects=video_subject_phrases,
         edits=video_edits,
         settings=edit_params,
     log:

@@ -52,6 +52,8 @@ def test_a_two_subject_edit_plans_and_runs(tmp_path):
     assert (tmp_path / "results" / "edits" / "two_tiger-fox.mp4").stat().st_size > 0
     record = json.loads((tmp_path / "results" / "methods" / "vidmp3" / "two" / "edits.json").read_text())
     assert record["edits"]["tiger-fox"]["subject_scales"] == {"2": 1.5}
+    assert record["edits"]["tiger-fox"]["subjects"] == {"1": "a tiger", "2": "a fox"}
+    assert record["settings"]["subject_prompts"] is True
     metrics = json.loads((tmp_path / "results" / "eval" / "vidmp3" / "two_tiger-fox.json").read_text())
     per_subject = metrics["details"]["motion_fidelity_per_subject"]
     assert set(per_subject) == {"1", "2"} and metrics["metrics"]["worst_subject_motion_fidelity"] == min(per_subject.values())

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from vidmp3.editing import SourcePriors
@@ -92,3 +97,17 @@ def test_metrics_score_the_ideal_edit_well_and_the_chance_levels_as_what_they_ar
         assert good["path_swap"] == 0 and bad["path_swap"] == 1
         assert good["leakage"] < 0.2 < bad["leakage"]
     assert ideal[1]["size_error"] < 0.15 < unscaled[1]["size_error"]  # subject 2 is 1.5x in the truth
+
+
+def test_the_benchmark_script_runs_every_arm_kind_and_prints_the_paired_table(tmp_path):
+    """`benchmarks/two_subjects.py` on one clip at 2 fine-tuning and 2 DDIM steps: the per-subject arm with
+    subject prompts also samples its resized edit, the unguided one with subject prompts does not."""
+    script = Path(__file__).parents[1] / "benchmarks" / "two_subjects.py"
+    command = [sys.executable, str(script), "--clips", "1", "--first-seed", str(world.HELD_OUT_SEED)]
+    command += ["--arms", "per-subject,per-subject+prompts,none+prompts", "--finetune-steps", "2", "--ddim-steps", "2"]
+    printed = subprocess.run(command + ["--rows", str(tmp_path / "rows.csv")], check=True, capture_output=True, text=True).stdout
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    arms = {"per-subject+prompts", "per-subject+prompts, unscaled guide", "per-subject+prompts, subject 2 x1.5", "none+prompts"}
+    assert arms <= set(rows["method"]) and "none+prompts, subject 2 x1.5" not in set(rows["method"])
+    assert (rows.groupby("method").size() == 2).all()  # both subjects of the one clip
+    assert "| per-subject+prompts − per-subject |" in printed

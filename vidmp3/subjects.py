@@ -132,6 +132,13 @@ class SubjectMap:
         """bool (K, N, H, W), subject by subject in the order of `ids`."""
         return np.stack([self.mask(subject) for subject in self.ids])
 
+    def scaled(self, scales: dict[int, float]) -> SubjectMap:
+        """The map with each named subject grown or shrunk about its centroid (`scale_about_centroid`)."""
+        labels = self.labels
+        for subject, scale in scales.items():
+            labels, _ = scale_about_centroid(labels, [], subject, scale)
+        return SubjectMap(self.ids, labels)
+
 
 def scale_about_centroid(
     labels: np.ndarray, arrays: list[np.ndarray], subject: int, scale: float

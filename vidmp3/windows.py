@@ -54,12 +54,14 @@ class Window:
         return sorted(t for t in edges if 0 < t < num_frames)
 
     def weights(self, length: int) -> torch.Tensor:
-        """Blending weight of each frame of a window of `length` frames: 1, 2, ... up to the middle and
-        down again, so a frame counts most in the window where it is farthest from the edges."""
+        """Blending weight of each frame of a window of `length` frames: 1, 4, 9, ... up to the middle and
+        down again, so a frame counts most in the window where it is farthest from the edges, and a
+        window's edge frames, which see the least temporal context, hardly at all (squared rather than
+        linear: lower seam scores on all six validation clips, README)."""
         import torch
 
         index = torch.arange(length, dtype=torch.float64)
-        return torch.minimum(index + 1, length - index)
+        return torch.minimum(index + 1, length - index) ** 2
 
 
 def blend_windows(

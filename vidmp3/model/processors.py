@@ -11,6 +11,9 @@
   (width, downsample): the layer's resolution is the latents' divided by `downsample`. A clip with
   several subjects comes here as per-pixel vectors too, each subject's on its own pixels
   (`vidmp3.motionguide.SubjectMotionGuides`).
+- `SubjectPromptProcessor` (spatial cross-attention `attn2`, installed for clips with several
+  subjects): each subject's pixels attend to that subject's own phrase, the rest to the whole prompt,
+  so nothing but the map binds "a tiger" to subject 1 (regional prompting).
 
 The UNet's motion blocks do not forward `cross_attention_kwargs`, so the frame count and the
 per-frame vectors reach the processors through a shared `FrameState`, set only inside
@@ -29,7 +32,7 @@ import torch.nn.functional as F
 from diffusers import UNetMotionModel
 from diffusers.models.attention_processor import Attention
 
-from vidmp3.model.video_unet import attention_layers, motion_slots, motion_widths
+from vidmp3.model.video_unet import attention_layers, cross_attention_downsamples, motion_slots, motion_widths
 
 
 GuideKey = int | tuple[int, int]
@@ -44,6 +47,8 @@ class FrameState:
         self.num_frames: int | None = None
         self.guide_vectors: dict[GuideKey, torch.Tensor] | None = None
         self.guide_strength: float = 0.0
+        self.subject_text: torch.Tensor | None = None  # (K, batch * frames, tokens, width): each subject's phrase
+        self.subject_shares: torch.Tensor | None = None  # (K, frames, h, w): each subject's share of a latent pixel
 
     def frames_for(self, processor: str, batch_frames: int) -> int:
         if self.num_frames is None:
@@ -164,10 +169,70 @@ class MotionGuideValueProcessor:
         return _merge_heads_and_project(attn, hidden_states, query.dtype)
 
 
-def _check_plain_self_attention(name: str, attn: Attention) -> None:
-    """The processors implement plain self-attention; refuse layers with extras they would skip."""
+class SubjectPromptProcessor:
+    """Spatial cross-attention in which each subject's pixels attend to its own phrase.
+
+    out = sum_k m_k attn(q, phrase_k) + (1 - sum_k m_k) attn(q, prompt), with m_k subject k's share of
+    each pixel of the layer (its map area-averaged to the layer's resolution, the latents' divided by
+    `downsample`). The output projection is linear, so blending before it is blending the layer's
+    outputs. Without subject phrases in the state it is diffusers' AttnProcessor2_0 exactly.
+    """
+
+    def __init__(self, state: FrameState, downsample: int = 1):
+        self.state = state
+        self.downsample = downsample
+
+    def shares(self, batch_frames: int, tokens: int) -> torch.Tensor:
+        """(K, batch * frames, tokens, 1): each subject's share of every token of this layer."""
+        shares = self.state.subject_shares
+        num_frames = self.state.frames_for("SubjectPromptProcessor", batch_frames)
+        if shares.shape[1] != num_frames:
+            raise RuntimeError(
+                f"SubjectPromptProcessor: subject shares of {shares.shape[1]} frames, the context says {num_frames}"
+            )
+        if self.downsample > 1:
+            shares = F.avg_pool2d(shares, self.downsample)
+        if shares.shape[2] * shares.shape[3] != tokens:
+            raise RuntimeError(
+                f"SubjectPromptProcessor: {tokens} tokens are not the {shares.shape[2]}x{shares.shape[3]} pixels of "
+                f"the subject shares at downsample {self.downsample}"
+            )
+        shares = shares.flatten(2).repeat(1, batch_frames // num_frames, 1)
+        return shares.unsqueeze(-1)
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if encoder_hidden_states is None or attention_mask is not None:
+            raise ValueError("SubjectPromptProcessor is cross-attention to the prompt without a mask")
+        query = _split_heads(attn, attn.to_q(hidden_states))
+        prompt = F.scaled_dot_product_attention(
+            query,
+            _split_heads(attn, attn.to_k(encoder_hidden_states)),
+            _split_heads(attn, attn.to_v(encoder_hidden_states)),
+        )
+        if self.state.subject_text is not None:
+            batch_frames, tokens, _ = hidden_states.shape
+            shares = self.shares(batch_frames, tokens).to(prompt.dtype)  # (K, batch * frames, tokens, 1)
+            blended = prompt * (1 - shares.sum(dim=0)).unsqueeze(1)
+            for share, phrase in zip(shares, self.state.subject_text):
+                attended = F.scaled_dot_product_attention(
+                    query, _split_heads(attn, attn.to_k(phrase)), _split_heads(attn, attn.to_v(phrase))
+                )
+                blended = blended + attended * share.unsqueeze(1)
+            prompt = blended
+        return _merge_heads_and_project(attn, prompt, query.dtype)
+
+
+def _check_plain_attention(name: str, attn: Attention, cross: bool = False) -> None:
+    """The processors implement plain self- (or cross-) attention; refuse layers with extras they would skip."""
     extras = {
-        "cross-attention": attn.is_cross_attention,
+        "cross-attention" if not cross else "self-attention": attn.is_cross_attention != cross,
+        "norm_cross": attn.norm_cross is not None,
         "spatial_norm": attn.spatial_norm is not None,
         "group_norm": attn.group_norm is not None,
         "norm_q/norm_k": attn.norm_q is not None or attn.norm_k is not None,
@@ -182,8 +247,8 @@ def _check_plain_self_attention(name: str, attn: Attention) -> None:
 class VideoAttention:
     """The video processors installed on one UNet: `frames(...)` feeds them, `restore()` removes them."""
 
-    def __init__(self, unet: UNetMotionModel, value_injection: bool):
-        ours = (SparseCausalAttnProcessor, MotionGuideValueProcessor)
+    def __init__(self, unet: UNetMotionModel, value_injection: bool, subject_prompts: bool = False):
+        ours = (SparseCausalAttnProcessor, MotionGuideValueProcessor, SubjectPromptProcessor)
         if any(isinstance(processor, ours) for processor in unet.attn_processors.values()):
             raise RuntimeError("video attention processors are already installed on this UNet; restore() them first")
         spatial, temporal = attention_layers(unet)
@@ -199,12 +264,19 @@ class VideoAttention:
         processors = dict(self.original_processors)
         for name, attn in spatial.items():
             if name.endswith(".attn1"):
-                _check_plain_self_attention(name, attn)
+                _check_plain_attention(name, attn)
                 processors[f"{name}.processor"] = sparse_causal
         if value_injection:
             for name, attn in temporal.items():
-                _check_plain_self_attention(name, attn)
+                _check_plain_attention(name, attn)
                 processors[f"{name}.processor"] = value[self.guide_slots[name][1]]
+        self.subject_prompts = subject_prompts
+        if subject_prompts:
+            cross = cross_attention_downsamples(unet)
+            regional = {downsample: SubjectPromptProcessor(self.state, downsample) for downsample in set(cross.values())}
+            for name, downsample in cross.items():
+                _check_plain_attention(name, spatial[name], cross=True)
+                processors[f"{name}.processor"] = regional[downsample]
         unet.set_attn_processor(processors)
 
     @contextmanager
@@ -213,10 +285,16 @@ class VideoAttention:
         num_frames: int,
         guide_vectors: dict[GuideKey, torch.Tensor] | None = None,
         guide_strength: float = 0.0,
+        subject_text: torch.Tensor | None = None,
+        subject_shares: torch.Tensor | None = None,
     ) -> Iterator[None]:
         """Inside: UNet calls see `num_frames` frames per video and, with value injection, the MotionGuide
         vectors scaled by `guide_strength` (lambda): pooled {width: (num_frames, width)} for every width, or
-        per pixel {(width, downsample): (num_frames, h, w, width)} for some of the motion layers' slots."""
+        per pixel {(width, downsample): (num_frames, h, w, width)} for some of the motion layers' slots.
+        With subject prompts installed, `subject_text` (K, batch * num_frames, tokens, width), each
+        subject's phrase as the UNet's encoder states, and `subject_shares` (K, num_frames, h, w), each
+        subject's share of every latent pixel, make each subject attend to its phrase (both None: the
+        whole prompt everywhere)."""
         if self.state.num_frames is not None:
             raise RuntimeError("VideoAttention.frames(...) is already active")
         if num_frames < 1:
@@ -227,15 +305,29 @@ class VideoAttention:
             self._check_vectors(num_frames, guide_vectors)
         elif guide_vectors is not None:
             raise ValueError("MotionGuide vectors given, but value injection is not installed")
+        if (subject_text is None) != (subject_shares is None):
+            raise ValueError("subject prompts need both the subjects' text and their shares of the pixels")
+        if subject_text is not None:
+            if not self.subject_prompts:
+                raise ValueError("subject prompts given, but their processors are not installed")
+            if subject_shares.ndim != 4 or subject_shares.shape[:2] != (subject_text.shape[0], num_frames):
+                raise ValueError(
+                    f"subject shares have shape {tuple(subject_shares.shape)}, expected ({subject_text.shape[0]}, "
+                    f"{num_frames}, h, w) for {subject_text.shape[0]} subjects and {num_frames} frames"
+                )
         self.state.num_frames = num_frames
         self.state.guide_vectors = guide_vectors
         self.state.guide_strength = float(guide_strength)
+        self.state.subject_text = subject_text
+        self.state.subject_shares = subject_shares
         try:
             yield
         finally:
             self.state.num_frames = None
             self.state.guide_vectors = None
             self.state.guide_strength = 0.0
+            self.state.subject_text = None
+            self.state.subject_shares = None
 
     def _check_vectors(self, num_frames: int, guide_vectors: dict[GuideKey, torch.Tensor]) -> None:
         slots = set(self.guide_slots.values())
@@ -269,7 +361,8 @@ class VideoAttention:
         self.unet.set_attn_processor(dict(self.original_processors))  # set_attn_processor empties the dict
 
 
-def install_processors(unet: UNetMotionModel, value_injection: bool) -> VideoAttention:
-    """Install sparse-causal spatial self-attention and, with `value_injection`, MotionGuide value
-    injection on both temporal self-attentions of every motion module."""
-    return VideoAttention(unet, value_injection)
+def install_processors(unet: UNetMotionModel, value_injection: bool, subject_prompts: bool = False) -> VideoAttention:
+    """Install sparse-causal spatial self-attention, with `value_injection` MotionGuide value injection
+    on both temporal self-attentions of every motion module, and with `subject_prompts` per-subject
+    phrases in every spatial cross-attention."""
+    return VideoAttention(unet, value_injection, subject_prompts)

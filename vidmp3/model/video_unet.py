@@ -75,25 +75,33 @@ def motion_widths(unet: UNetMotionModel) -> tuple[int, ...]:
     return tuple(sorted({attn.to_v.in_features for attn in temporal.values()}))
 
 
+def _downsample(name: str, blocks: int) -> int:
+    """How many times smaller than the latents the frames of the attention layer `name` are (down block
+    i: 2^i, mid block and up block j: 2^(blocks-1) and 2^(blocks-1-j); each block's attentions run
+    before its resampler)."""
+    kind, _, rest = name.partition(".")
+    if kind == "down_blocks":
+        level = int(rest.split(".")[0])
+    elif kind == "up_blocks":
+        level = blocks - 1 - int(rest.split(".")[0])
+    elif kind == "mid_block":
+        level = blocks - 1
+    else:
+        raise ValueError(f"attention {name} is in no down, mid or up block")
+    return 2**level
+
+
 def motion_slots(unet: UNetMotionModel) -> dict[str, tuple[int, int]]:
     """(width, downsample) of every temporal attention layer, by name: its input width and how many
-    times smaller than the latents its frames are (down block i: 2^i, mid block and up block j:
-    2^(blocks-1) and 2^(blocks-1-j); each block's motion modules run before its resampler)."""
-    blocks = len(unet.down_blocks)
+    times smaller than the latents its frames are."""
     _, temporal = attention_layers(unet)
-    slots = {}
-    for name, attn in temporal.items():
-        kind, _, rest = name.partition(".")
-        if kind == "down_blocks":
-            level = int(rest.split(".")[0])
-        elif kind == "up_blocks":
-            level = blocks - 1 - int(rest.split(".")[0])
-        elif kind == "mid_block":
-            level = blocks - 1
-        else:
-            raise ValueError(f"temporal attention {name} is in no down, mid or up block")
-        slots[name] = (attn.to_v.in_features, 2**level)
-    return slots
+    return {name: (attn.to_v.in_features, _downsample(name, len(unet.down_blocks))) for name, attn in temporal.items()}
+
+
+def cross_attention_downsamples(unet: UNetMotionModel) -> dict[str, int]:
+    """How many times smaller than the latents the frames of every spatial cross-attention are, by name."""
+    spatial, _ = attention_layers(unet)
+    return {name: _downsample(name, len(unet.down_blocks)) for name in spatial if name.endswith(".attn2")}
 
 
 def _linear_parameters(prefix: str, linear: nn.Module) -> dict[str, nn.Parameter]:
