@@ -11,7 +11,7 @@ fine-tuned on the clip (the same seed), the source inverted once and the edit sa
 - `per-subject`: `--method` (vidmp3-spatial) with one MotionGuide per subject (`SubjectMotionGuides`);
 - `shared`: the same method with one MotionGuide on both subjects as one (today's method on the union);
 - `none`: the same training without a MotionGuide (no-motionguide; tune-a-video for vidmp3-spatial-tav);
-- `per-subject+prompts`, `none+prompts`: those arms with subject prompts (`editing: subject_prompts`):
+- `per-subject+prompts`, `shared+prompts`, `none+prompts`: those arms with subject prompts (`editing: subject_prompts`):
   each subject's pixels attend to its own phrase, "a red cube" in the inversion, "a yellow cylinder" in the edit.
 
 Subject size: the per-subject arms sample a second edit with subject 2 scaled by `--scale` (its guide
@@ -50,6 +50,7 @@ ARMS = {
     "shared": (ts.shared_priors, False),
     "none": (None, False),
     "per-subject+prompts": (ts.subject_priors, True),
+    "shared+prompts": (ts.shared_priors, True),
     "none+prompts": (None, True),
 }
 """Each arm's priors (None: no MotionGuide) and whether each subject attends to its own phrase."""
@@ -63,6 +64,7 @@ PAIRS = (
     ("shared", "none"),
     ("per-subject", "shared"),
     ("per-subject+prompts", "per-subject"),
+    ("per-subject+prompts", "shared+prompts"),
     ("none+prompts", "none"),
 )
 """The paired differences printed under the table."""
