@@ -344,6 +344,9 @@ def test_long_clips_edit_window_by_window_and_score_the_seams(tmp_path, classifi
     rows, timer = run_long_clips(config, model_spec("tiny", tiny_dir=tmp_path / "models"), load_classifier(classifier_dir))
     assert calls and set(calls) == {window.frames}  # fine-tuning, inversion and sampling: one window per UNet call
     assert len(rows) == 2 * (2 + len(CHANCE_LEVELS)) and rows["seam_score"].notna().sum() == len(rows) - 2  # static: none
+    assert (
+        rows["phase_seam_score"].notna().sum() == len(rows) - 2 and (rows["phase_seam_score"].dropna() >= 1.0).all()
+    )  # the worst offset: never below the rest
     for seed, mine in rows.groupby("clip_seed"):
         plan = plan_clip(seed, 1)
         source = world.render_toy_clip(plan.shape, plan.colour, seed, frames=12)

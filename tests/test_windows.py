@@ -14,7 +14,7 @@ from vidmp3.guide_effect import TIMESTEP_FRACTIONS
 from vidmp3.model.presets import load_components, model_spec
 from vidmp3.model.tiny import build_tiny
 from vidmp3.motionguide import guide_input
-from vidmp3.windows import Window, blend_windows, seam_score
+from vidmp3.windows import Window, blend_windows, phase_seam_score, seam_score
 
 PROMPT = "a cube moving over a field"
 
@@ -64,6 +64,24 @@ def test_seam_score_is_one_for_even_change_and_grows_with_jumps_at_borders():
     assert seam_score(jumpy, window) == pytest.approx(2.0)
     assert np.isnan(seam_score(np.zeros((12, 2, 2, 3)), window))  # nothing changes inside: no ratio
     assert np.isnan(seam_score(ramp[:4], window))  # one window: no border
+
+
+def test_phase_seam_score_finds_a_hand_over_between_the_borders():
+    """Windows of 4 every 2: a jump at every odd frame (between the borders, which are at even frames) is
+    invisible to the border seam score, not to the phase seam score."""
+    window = Window(4, 2)
+    ramp = np.arange(12, dtype=np.float32)[:, None, None, None] * np.ones((1, 2, 2, 3), np.float32) * 10
+    assert phase_seam_score(ramp, window) == pytest.approx(1.0)
+    between = ramp.copy()
+    for t in range(1, 12, 2):
+        between[t:] += 10
+    assert seam_score(between, window) == pytest.approx(0.5)  # the borders' pairs now change least
+    assert phase_seam_score(between, window) == pytest.approx(2.0)
+    at_borders = ramp.copy()
+    for t in window.borders(12):
+        at_borders[t:] += 10
+    assert phase_seam_score(at_borders, window) == pytest.approx(seam_score(at_borders, window)) == pytest.approx(2.0)
+    assert np.isnan(phase_seam_score(ramp[:4], window)) and np.isnan(phase_seam_score(ramp, Window(4, 1)))
 
 
 def test_bad_windows_are_input_errors():

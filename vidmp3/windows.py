@@ -92,6 +92,26 @@ def blend_windows(
     return (total / weight_sum).to(prediction.dtype)
 
 
+def phase_seam_score(frames: np.ndarray, window: Window) -> float:
+    """The seam score at the worst offset within the windows' period: frame pairs t-1 -> t grouped by
+    t mod `stride` (offset 0 holds the borders of windows that start every `stride` frames), the mean
+    change of the group that changes most over the mean change of the rest. Blending weights that
+    peak in a window's middle move the hand-over between windows off the borders, where `seam_score`
+    does not look; this score finds it wherever it lands. NaN for one window, stride 1 or no change."""
+    frames = np.asarray(frames, dtype=np.float32)
+    if len(window.starts(len(frames))) == 1 or window.stride == 1:
+        return float("nan")
+    change = np.abs(np.diff(frames, axis=0)).reshape(len(frames) - 1, -1).mean(axis=1)  # change[t - 1]: t-1 -> t
+    phases = np.arange(1, len(frames)) % window.stride
+    ratios = []
+    for phase in range(window.stride):
+        group = phases == phase
+        if not group.any() or group.all() or change[~group].mean() == 0:
+            return float("nan")
+        ratios.append(change[group].mean() / change[~group].mean())
+    return float(max(ratios))
+
+
 def seam_score(frames: np.ndarray, window: Window) -> float:
     """Mean frame-to-frame change (mean |I_t - I_{t-1}|) across window borders over the mean change inside
     windows: about 1 when the windows join without seams. NaN for a clip with no borders or no change inside."""

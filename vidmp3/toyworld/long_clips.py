@@ -6,8 +6,10 @@ ToyWorld benchmark's own per-clip code (`benchmark.benchmark_clip`: priors from 
 on a random window per step, inversion and sampling blended over the overlapping windows of
 `config.window`), so the trajectory error (centroid error) is over the whole clip. Every row also gets
 the seam score (`vidmp3.windows.seam_score`: frame-to-frame change across window borders over the
-change inside windows; seams stand out above SEAM_LIMIT). The chance levels are the benchmark's, scored
-the same way; the seam score's chance level is the rendered source's own (`unedited`).
+change inside windows; seams stand out above SEAM_LIMIT) and the phase seam score
+(`vidmp3.windows.phase_seam_score`: the same ratio at the worst offset within the windows' period,
+wherever the blending hands over). The chance levels are the benchmark's, scored the same way; the
+seam scores' chance level is the rendered source's own (`unedited`).
 """
 
 from __future__ import annotations
@@ -33,20 +35,21 @@ from vidmp3.toyworld.benchmark import (
     summary_table,
 )
 from vidmp3.toyworld.metrics import METRICS
-from vidmp3.windows import seam_score
+from vidmp3.windows import phase_seam_score, seam_score
 
 log = logging.getLogger(__name__)
 
 SEAM_LIMIT = 1.5
 """Issue 17: change across window borders within 1.5x of the change inside windows."""
 
-TABLE_METRICS = ("centroid_error", "shape_iou", "shape_correct", "change_ratio", "seam_score")
-LABELS = {name: f"{METRICS[name].label} {METRICS[name].arrow}" for name in TABLE_METRICS[:-1]}
+TABLE_METRICS = ("centroid_error", "shape_iou", "shape_correct", "change_ratio", "seam_score", "phase_seam_score")
+LABELS = {name: f"{METRICS[name].label} {METRICS[name].arrow}" for name in TABLE_METRICS[:-2]}
 LABELS["seam_score"] = f"seam score (border / inside change, ≤ {SEAM_LIMIT:g})"
+LABELS["phase_seam_score"] = f"phase seam score (worst offset / rest, ≤ {SEAM_LIMIT:g})"
 
 
 def run_long_clips(config: BenchmarkConfig, spec: ModelSpec, classifier) -> tuple[pd.DataFrame, Timer]:
-    """Per-edit rows (the benchmark's columns and `seam_score`) of every method and chance level, and
+    """Per-edit rows (the benchmark's columns, `seam_score` and `phase_seam_score`) of every method and chance level, and
     each stage's seconds."""
     if config.frames <= config.window.frames:
         raise InputError(
@@ -60,6 +63,7 @@ def run_long_clips(config: BenchmarkConfig, spec: ModelSpec, classifier) -> tupl
             clip_rows, scored = benchmark_clip(plan, config, spec, classifier, Path(work), timer)
             for row in clip_rows:
                 row["seam_score"] = seam_score(scored[row["method"], row["edit"]], config.window)
+                row["phase_seam_score"] = phase_seam_score(scored[row["method"], row["edit"]], config.window)
             rows += clip_rows
             log.info("long clip %d (%s): %.0f s so far", plan.seed, plan.caption, time.perf_counter() - started)
     return pd.DataFrame(rows), timer
