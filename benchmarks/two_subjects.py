@@ -130,34 +130,23 @@ def run_clips(first_seed: int, clips: int, scale: float, arms: list[str], guided
                     model, source.frames, plan.caption, config.inversion_steps, subjects=subjects, phrases=phrases
                 )
                 targets = dict(zip(ts.SUBJECTS, (world.caption(*subject) for subject in plan.targets)))
-                edited = sample_edit(
-                    model,
-                    noise,
-                    plan.target_caption,
-                    "",
-                    config.guidance_scale,
-                    config.editing_steps,
-                    height,
-                    width,
-                    subjects=subjects,
+                edit = partial(
+                    sample_edit,
+                    noise=noise,
+                    prompt=plan.target_caption,
+                    negative_prompt="",
+                    guidance_scale=config.guidance_scale,
+                    steps=config.editing_steps,
+                    height=height,
+                    width=width,
                     phrases=targets,
                 )
+                edited = edit(model, subjects=subjects)
                 score(arm, edited, plan, truth)
                 if make_priors is ts.subject_priors:
                     score(f"{arm}, unscaled guide", edited, scaled_plan, scaled_truth)
                     resized = priors.scaled({2: scale})
-                    edited = sample_edit(
-                        model.with_priors(resized),
-                        noise,
-                        plan.target_caption,
-                        "",
-                        config.guidance_scale,
-                        config.editing_steps,
-                        height,
-                        width,
-                        subjects=resized.subjects if subject_prompts else None,
-                        phrases=targets,
-                    )
+                    edited = edit(model.with_priors(resized), subjects=resized.subjects if subject_prompts else None)
                     score(f"{arm}, subject 2 x{scale:g}", edited, scaled_plan, scaled_truth)
                 del model
             print(f"clip {seed} done", flush=True)
