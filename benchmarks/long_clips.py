@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=64)
     parser.add_argument("--window", type=int, default=world.CLIP_FRAMES, help="window frames")
     parser.add_argument("--stride", type=int, default=4, help="window stride")
+    parser.add_argument("--shift", action=argparse.BooleanOptionalAction, default=True, help="move the windows each DDIM step")
     parser.add_argument("--finetune-steps", type=int, default=100)
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps (inversion = sampling)")
     parser.add_argument("--threads", type=int, default=1)
@@ -55,7 +56,7 @@ def main() -> None:
         edits=args.edits,
         methods=tuple(args.methods.split(",")),
         frames=args.frames,
-        window=Window(args.window, args.stride),
+        window=Window(args.window, args.stride, args.shift),
         finetune_steps=args.finetune_steps,
         inversion_steps=args.steps,
         editing_steps=args.steps,

@@ -338,7 +338,7 @@ def test_the_rule_runs_the_benchmark_from_the_config(tmp_path, classifier_dir):
 def test_long_clips_edit_window_by_window_and_score_the_seams(tmp_path, classifier_dir, monkeypatch):
     """benchmarks/long_clips.py's mechanics on a tiny setting: 12-frame clips through 4-frame windows."""
     build_tiny("tiny", tmp_path / "models" / "tiny", seed=0)
-    window = Window(4, 2)
+    window = Window(4, 2, shift=True)  # as the benchmark's default
     config = BenchmarkConfig(**REDUCED | dict(clips=2, edits=1, methods=("vidmp3", "no-motionguide"), frames=12, window=window))
     calls = recording_frames(monkeypatch, vidmp3.finetune)
     rows, timer = run_long_clips(config, model_spec("tiny", tiny_dir=tmp_path / "models"), load_classifier(classifier_dir))
@@ -354,7 +354,10 @@ def test_long_clips_edit_window_by_window_and_score_the_seams(tmp_path, classifi
         assert unedited["seam_score"] == pytest.approx(seam_score(source.frames, window)) and unedited["centroid_error"] < 0.01
     assert timer.summary()["sampling"]["runs"] == 2 * 2
     markdown = long_clips_markdown(rows, config)
-    assert "12 frames, 5 windows of 4 frames every 2" in markdown and "Paired differences" in markdown
+    assert (
+        "12 frames, 5 windows of 4 frames every 2 (the grid moved one frame per DDIM step)" in markdown
+        and "Paired differences" in markdown
+    )
     assert all(f"| {name} |" in markdown or f"| *{name}* |" in markdown for name in (*config.methods, *CHANCE_LEVELS))
     with pytest.raises(InputError, match="long clips need more frames than the 4-frame window, got 4"):
         run_long_clips(BenchmarkConfig(**REDUCED | dict(frames=4, window=window)), None, None)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import vidmp3.editing
 import vidmp3.finetune
 from vidmp3.editing import EditSettings, SourcePriors, edit_video
 from vidmp3.errors import InputError
@@ -19,15 +20,26 @@ from vidmp3.windows import Window, blend_windows, phase_seam_score, seam_score
 PROMPT = "a cube moving over a field"
 
 
-@pytest.mark.parametrize("frames, stride, length", [(4, 2, 12), (4, 4, 10), (4, 3, 4), (8, 4, 5), (16, 8, 128)])
+@pytest.mark.parametrize("frames, stride, length", [(4, 2, 12), (4, 4, 10), (4, 3, 4), (8, 4, 5), (16, 8, 128), (8, 4, 64)])
 def test_windows_cover_every_frame_and_end_flush(frames, stride, length):
     window = Window(frames, stride)
-    starts = window.starts(length)
-    assert starts[0] == 0 and starts == sorted(set(starts))
-    assert starts[-1] == max(0, length - frames)
-    covered = set().union(*(range(start, min(start + frames, length)) for start in starts))
-    assert covered == set(range(length))
-    assert all(b - a <= stride for a, b in zip(starts, starts[1:]))
+    for offset in range(stride):
+        starts = window.starts(length, offset)
+        assert starts[0] == 0 and starts == sorted(set(starts))
+        assert starts[-1] == max(0, length - frames)
+        covered = set().union(*(range(start, min(start + frames, length)) for start in starts))
+        assert covered == set(range(length))
+        assert all(b - a <= stride for a, b in zip(starts, starts[1:]))
+
+
+def test_shifted_windows_move_one_frame_per_step():
+    shifted = Window(4, 2, shift=True)
+    assert [shifted.offset(step) for step in range(5)] == [0, 1, 0, 1, 0]
+    assert [Window(4, 2).offset(step) for step in range(3)] == [0, 0, 0]
+    assert shifted.starts(10, 1) == [0, 1, 3, 5, 6]  # the grid from frame 1, its first window pushed to frame 0
+    assert shifted.starts(10, 0) == Window(4, 2).starts(10) == [0, 2, 4, 6]
+    with pytest.raises(ValueError, match=r"window offset must be in \[0, 2\), got 2"):
+        shifted.starts(10, 2)
 
 
 def test_weights_fall_off_towards_the_edges():
@@ -146,6 +158,35 @@ def test_a_long_clip_trains_and_edits_one_window_at_a_time(long_clip, tmp_path, 
     assert inverted.shape[2] == 10 and clips["x"].shape == frames.shape
     _, again, _ = edit_video(tmp_path / "w", None, priors, PROMPT, {"x": "a cone"}, settings)
     assert np.array_equal(clips["x"], again["x"])
+
+
+def test_shifted_windows_are_the_same_in_inversion_and_sampling_at_each_timestep(long_clip, tmp_path, monkeypatch):
+    """DDIM sampling retraces the inversion's path only if each timestep's prediction is made with the
+    same windows in both; with `shift` the grid differs from step to step."""
+    spec, frames, *_ = long_clip
+    finetune(frames, None, None, PROMPT, spec, FinetuneConfig(method="no-motionguide", steps=1, window_frames=4), tmp_path / "w")
+    windows = {"DDIM inversion": {}, "DDIM sampling": {}}
+    stage = []
+    predict_frames = vidmp3.editing.VideoModel._predict_frames
+
+    def recording(self, latents, timestep, text, subject_prompts, start, stop):
+        windows[stage[-1]].setdefault(int(timestep), []).append((start, stop))
+        return predict_frames(self, latents, timestep, text, subject_prompts, start, stop)
+
+    def tqdm(iterable, desc):
+        stage.append(desc)
+        return iterable
+
+    monkeypatch.setattr(vidmp3.editing.VideoModel, "_predict_frames", recording)
+    monkeypatch.setattr(vidmp3.editing, "tqdm", tqdm)
+    settings = EditSettings(4, 4, 2.0, "", "cpu", "float32", window=Window(4, 2, shift=True))
+    edit_video(tmp_path / "w", None, None, PROMPT, {"x": "a cone"}, settings)
+    inversion, sampling = windows["DDIM inversion"], windows["DDIM sampling"]
+    assert inversion == sampling and len(inversion) == 4
+    assert {tuple(grid) for grid in inversion.values()} == {
+        ((0, 4), (2, 6), (4, 8), (6, 10)),
+        ((0, 4), (1, 5), (3, 7), (5, 9), (6, 10)),
+    }
 
 
 def test_a_window_longer_than_the_motion_adapter_reaches_is_refused(long_clip, tmp_path):

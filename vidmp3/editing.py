@@ -96,21 +96,24 @@ class VideoModel:
         timestep: torch.Tensor,
         text: TextConditioning,
         subject_prompts: SubjectPrompts | None = None,
+        step: int = 0,
     ) -> torch.Tensor:
         """The UNet's output for a batch of videos (B, C, N, h, w), all guided by the source's vectors
         (and with `subject_prompts`, each subject attending to its phrase); for a clip longer than the
-        window, every window's output blended into one (vidmp3.windows)."""
+        window, every window's output blended into one (vidmp3.windows), the windows placed for DDIM
+        step `step` (counted from the clean end of the schedule)."""
         if subject_prompts is not None and subject_prompts.text.shape[1] != text.hidden_states.shape[0]:
             raise ValueError(
                 f"{subject_prompts.text.shape[1]} subject prompt(s) per subject for {text.hidden_states.shape[0]} prompt(s)"
             )
-        starts = self.window.starts(self.num_frames)
-        if len(starts) == 1:
+        offset = self.window.offset(step)
+        if len(self.window.starts(self.num_frames, offset)) == 1:
             return self._predict_frames(latents, timestep, text, subject_prompts, 0, self.num_frames)
         return blend_windows(
             self.window,
             self.num_frames,
             lambda start, stop: self._predict_frames(latents, timestep, text, subject_prompts, start, stop),
+            offset=offset,
         )
 
     def _predict_frames(
@@ -255,8 +258,8 @@ def ddim_invert(
     `strength` below 1, the partly noised latents at the timestep where that share of the schedule ends."""
     scheduler = DDIMInverseScheduler.from_config(model.finetuned.components.scheduler_config)
     scheduler.set_timesteps(steps, device=latents.device)
-    for timestep in tqdm(scheduler.timesteps[: sampled_steps(steps, strength)], desc="DDIM inversion"):
-        prediction = model.predict(latents, timestep, text, subject_prompts)
+    for step, timestep in enumerate(tqdm(scheduler.timesteps[: sampled_steps(steps, strength)], desc="DDIM inversion")):
+        prediction = model.predict(latents, timestep, text, subject_prompts, step)
         latents = scheduler.step(prediction, timestep, latents).prev_sample
     return latents
 
@@ -291,12 +294,13 @@ def ddim_sample(
     edit_subjects = None if subject_prompts is None else subject_prompts.select(expected_prompts - 1)
     latents = noise
     for index, timestep in enumerate(tqdm(scheduler.timesteps[steps - count :], desc="DDIM sampling")):
+        step = count - 1 - index  # the inversion's step at this timestep
         if guided and index >= unguided_steps:
-            both = model.predict(torch.cat([latents, latents]), timestep, text, subject_prompts)
+            both = model.predict(torch.cat([latents, latents]), timestep, text, subject_prompts, step)
             unconditional, conditional = both.chunk(2)
             prediction = unconditional + guidance_scale * (conditional - unconditional)
         else:
-            prediction = model.predict(latents, timestep, edit_text, edit_subjects)
+            prediction = model.predict(latents, timestep, edit_text, edit_subjects, step)
         latents = scheduler.step(prediction, timestep, latents).prev_sample
     return latents
 

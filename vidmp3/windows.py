@@ -24,10 +24,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Window:
-    """`frames` frames per window, consecutive windows `stride` frames apart."""
+    """`frames` frames per window, consecutive windows `stride` frames apart; with `shift`, the grid of
+    windows moves by one frame per DDIM step (`offset`), so no frame pair sits on a window's edge at
+    every step and the hand-over between windows is spread over the clip instead of repeating at the
+    same frames (a fixed grid leaves seams there, issue 17)."""
 
     frames: int = 16
     stride: int = 8
+    shift: bool = False
 
     def __post_init__(self):
         if self.frames < 1:
@@ -35,15 +39,24 @@ class Window:
         if not 1 <= self.stride <= self.frames:
             raise InputError(f"window stride must be between 1 and the window's {self.frames} frames, got {self.stride}")
 
-    def starts(self, num_frames: int) -> list[int]:
-        """First frame of each window: every `stride` frames, the last one flush with the clip's end
-        (one window, starting at 0, for a clip no longer than a window)."""
+    def starts(self, num_frames: int, offset: int = 0) -> list[int]:
+        """First frame of each window: every `stride` frames from `offset` (the first window, cut off
+        before frame 0, pushed to start there), the last one flush with the clip's end (one window,
+        starting at 0, for a clip no longer than a window)."""
+        if not 0 <= offset < self.stride:
+            raise ValueError(f"window offset must be in [0, {self.stride}), got {offset}")
         if num_frames <= self.frames:
             return [0]
-        starts = list(range(0, num_frames - self.frames + 1, self.stride))
-        if starts[-1] != num_frames - self.frames:
-            starts.append(num_frames - self.frames)
+        last = num_frames - self.frames
+        starts = [0] + [start for start in range(offset, last + 1, self.stride) if start > 0]
+        if starts[-1] != last:
+            starts.append(last)
         return starts
+
+    def offset(self, step: int) -> int:
+        """The grid's offset at DDIM step `step` (counted from the clean end of the schedule, so that
+        inversion and sampling use the same windows at the same timestep): 0 without `shift`."""
+        return step % self.stride if self.shift else 0
 
     def borders(self, num_frames: int) -> list[int]:
         """Frames t (0 < t < num_frames) where a window starts or ends: the pair of frames t - 1 and t
@@ -65,14 +78,19 @@ class Window:
 
 
 def blend_windows(
-    window: Window, num_frames: int, predict: Callable[[int, int], torch.Tensor], frame_dim: int = 2
+    window: Window,
+    num_frames: int,
+    predict: Callable[[int, int], torch.Tensor],
+    frame_dim: int = 2,
+    offset: int = 0,
 ) -> torch.Tensor:
     """One prediction for the whole clip from `predict(start, stop)` of each window (tensors whose
-    dimension `frame_dim` holds the window's frames), averaged with the windows' weights per frame."""
+    dimension `frame_dim` holds the window's frames; windows from `offset`), averaged with the
+    windows' weights per frame."""
     import torch
 
     total = weight_sum = None
-    for start in window.starts(num_frames):
+    for start in window.starts(num_frames, offset):
         stop = min(start + window.frames, num_frames)
         prediction = predict(start, stop)
         shape = [1] * prediction.ndim
