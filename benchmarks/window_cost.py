@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--ddim-steps", type=int, default=10, help="DDIM steps of the inversion and of the edit")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one length, print JSON
     args = parser.parse_args()
-    window = Window(8, 4, shift=True)  # the config's
+    window = Window(8, 4)  # the config's (moved each step)
     if args.one:
         print(json.dumps(one_length(args.one, window, args.steps, args.ddim_steps)))
         return
@@ -100,7 +100,7 @@ def main() -> None:
         print(
             f"| {frames} | {windows:g} | {result['finetune_s']:.1f} | {result['edit_job_s']:.1f} | {per:.3f} | {result['peak_rss_mb']:.0f} |"
         )
-    sd15 = Window(16, 8, shift=True)
+    sd15 = Window(16, 8)
     print(
         f"\nSD-1.5 at 512x512, windows of {sd15.frames} every {sd15.stride}, moved each step (counted, 50 steps): per DDIM step with guidance, "
         f"2 x windows x {UNET_FORWARD_TFLOP_16x512} TFLOP; activations of one window whatever the length\n"

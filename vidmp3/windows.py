@@ -31,7 +31,7 @@ class Window:
 
     frames: int = 16
     stride: int = 8
-    shift: bool = False
+    shift: bool = True
 
     def __post_init__(self):
         if self.frames < 1:

@@ -138,9 +138,7 @@ class BenchmarkConfig:
     methods: tuple[str, ...] = tuple(METHODS)
     motion: str = "large"
     frames: int = world.CLIP_FRAMES  # per clip; a longer clip than `window` is edited window by window (long_clips)
-    window: Window = Window(
-        world.CLIP_FRAMES, 4, shift=True
-    )  # the motion module's (trained on 8-frame clips), as config `window`
+    window: Window = Window(world.CLIP_FRAMES, 4)  # the motion module's (trained on 8-frame clips), as config `window`
     finetune_steps: int = 100  # the paper's settings: 100 fine-tuning steps, DDIM 50 + 50
     learning_rate: float = 5e-4
     guide_strength: float = 0.1

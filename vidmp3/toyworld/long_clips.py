@@ -83,10 +83,11 @@ def long_clips_markdown(rows: pd.DataFrame, config: BenchmarkConfig) -> str:
     differences = paired_differences(rows, config.methods, TABLE_METRICS)
     clips = rows["clip_seed"].nunique()
     window = config.window
+    moved = " (the grid moved one frame per DDIM step)" if window.shift else ""
     parts = [
         f"ToyWorld long clips: {clips} clips (seeds {config.first_seed}–{config.first_seed + clips - 1}) of "
         f"{config.frames} frames, {len(window.starts(config.frames))} windows of {window.frames} frames every "
-        f"{window.stride}{' (the grid moved one frame per DDIM step)' if window.shift else ''}; {config.edits} edit(s) per clip; fine-tuning {config.finetune_steps} steps, DDIM "
+        f"{window.stride}{moved}; {config.edits} edit(s) per clip; fine-tuning {config.finetune_steps} steps, DDIM "
         f"{config.inversion_steps} + {config.editing_steps}, guidance {config.guidance_scale:g}. Mean over edits "
         "[95% bootstrap interval, clips resampled]; chance levels in italics.",
         "",
